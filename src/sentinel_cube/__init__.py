@@ -1,0 +1,48 @@
+"""sentinel_cube: Sentinel-2 products to lazy (time, band, y, x) cubes.
+
+Search a catalogue, study the products' metadata, read ``.SAFE`` products in
+place and stack their bands into dask-backed xarray cubes.
+
+Examples
+--------
+>>> import sentinel_cube as sc
+>>> cat = sc.LocalCatalog("archive/")                               # doctest: +SKIP
+>>> products = cat.search(sc.read_aoi("budapest.geojson"),          # doctest: +SKIP
+...                       date=("2023-06-01", "2023-08-31"), producttype="S2MSI2A")
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .aoi import aoi_hull, geocode, read_aoi
+from .catalog import LocalCatalog
+from .exceptions import (
+    AOIError,
+    CatalogError,
+    MissingExtraError,
+    ProductError,
+    SentinelCubeError,
+    SentinelCubeWarning,
+)
+from .safe import BandFile, Product, read_product
+
+try:
+    __version__ = version("sentinel-cube")
+except PackageNotFoundError:  # running from a source tree without installing
+    __version__ = "0+unknown"
+
+__all__ = [
+    "AOIError",
+    "BandFile",
+    "CatalogError",
+    "LocalCatalog",
+    "MissingExtraError",
+    "Product",
+    "ProductError",
+    "SentinelCubeError",
+    "SentinelCubeWarning",
+    "__version__",
+    "aoi_hull",
+    "geocode",
+    "read_aoi",
+    "read_product",
+]

@@ -1,0 +1,257 @@
+"""The only module that reads pixels: one band of one product onto one chunk grid.
+
+Tasks call :func:`read_source` with plain, picklable descriptions (a
+:class:`Source` and a :class:`~sentinel_cube.grid.Grid`); each call opens the file
+itself (``sharing=False``), so no open dataset is ever pickled or shared between
+threads, and the GDAL settings captured on the client are restored around it.
+
+Three ways to read, cheapest first:
+
+1. *Native window*: same CRS, same pixel size, pixels aligned -> a plain windowed
+   read of the intersection.
+2. *Reduced resolution level*: same CRS, output pixels an integer multiple ``k``
+   of the source pixels and aligned -> open the JP2 at its reduced-resolution
+   level ``2**L`` (the largest power of two dividing ``k``, GDAL's
+   ``OVERVIEW_LEVEL``) and read the window with an integer decimation; the codec
+   decodes only that level instead of full resolution. Integer up-sampling
+   (e.g. 20 m bands on a 10 m grid) reads the native window and repeats pixels.
+3. *Warp*: anything else (another UTM zone, non-aligned grids) -> GDAL's warper
+   (``rasterio.warp.reproject``) from the source onto the chunk grid.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.enums import Resampling
+from rasterio.errors import RasterioError
+from rasterio.warp import reproject
+from rasterio.windows import Window
+
+from .exceptions import ProductError, SentinelCubeWarning
+from .grid import Grid
+
+__all__ = ["GDAL_DEFAULTS", "Source", "read_source"]
+
+#: GDAL settings used inside every read task; each says why.
+GDAL_DEFAULTS: dict[str, str | int | bool] = {
+    # dask already runs one task per core: one decoding thread per task avoids
+    # oversubscribing the cores (OpenJPEG would otherwise start a thread per core).
+    "GDAL_NUM_THREADS": 1,
+    # a 1024 x 1024 uint16 JP2 tile decodes to 2 MB; keep a few per process.
+    "GDAL_CACHEMAX": 256,
+    # .SAFE folders hold dozens of files: do not list folders on every open.
+    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+    # product zips are read through /vsizip/: cache their blocks.
+    "VSI_CACHE": True,
+    # a read error must raise, not come back as zeros.
+    "CPL_VSIL_CURL_NON_CACHED": "",
+}
+
+_EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class Source:
+    """One band file of one product, as a read task needs it.
+
+    Attributes
+    ----------
+    path : str
+        Path GDAL opens (``/vsizip/`` for zipped products).
+    crs : str
+        ``"EPSG:326zz"`` of the product.
+    transform : affine.Affine
+        The band's pixel-to-map transform.
+    shape : tuple of int
+        ``(rows, cols)`` of the band.
+    product_id : str
+        For error messages.
+    """
+
+    path: str
+    crs: str
+    transform: Affine
+    shape: tuple[int, int]
+    product_id: str = ""
+
+    @property
+    def resolution(self) -> float:
+        return float(self.transform.a)
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        rows, cols = self.shape
+        t = self.transform
+        return (t.c, t.f + rows * t.e, t.c + cols * t.a, t.f)
+
+
+def read_source(
+    source: Source,
+    grid: Grid,
+    resampling: Resampling = Resampling.nearest,
+    *,
+    env: Mapping[str, object] | None = None,
+    reduced_levels: bool = True,
+    on_error: str = "raise",
+) -> np.ndarray:
+    """Read ``source`` onto ``grid`` as uint16 DN, 0 where the source has no data.
+
+    Parameters
+    ----------
+    source
+        The band file to read.
+    grid
+        The output grid (usually one chunk of the cube).
+    resampling
+        rasterio resampling used when grids differ.
+    env
+        GDAL settings for the read (default :data:`GDAL_DEFAULTS`).
+    reduced_levels
+        Use the JP2's reduced resolution levels for integer down-sampling.
+    on_error
+        ``"raise"`` raises a :class:`ProductError` naming the file when it
+        cannot be decoded; ``"skip"`` warns and returns no data instead.
+    """
+    settings = dict(GDAL_DEFAULTS if env is None else env)
+    try:
+        with rasterio.Env(**settings):
+            return _read(source, grid, resampling, reduced_levels)
+    except (RasterioError, OSError) as error:
+        problem = (
+            f"could not read band file {source.path} ({error}); the file is corrupt or "
+            "truncated: delete the product and download it again"
+        )
+        if on_error == "skip":
+            warnings.warn(
+                f"{source.product_id or source.path}: {problem}; its pixels are left as no data",
+                SentinelCubeWarning,
+                stacklevel=2,
+            )
+            return np.zeros(grid.shape, dtype=np.uint16)
+        raise ProductError(source.product_id or source.path, problem) from error
+
+
+def _read(source: Source, grid: Grid, resampling: Resampling, reduced_levels: bool) -> np.ndarray:
+    out = np.zeros(grid.shape, dtype=np.uint16)
+    if grid.height == 0 or grid.width == 0:
+        return out
+    if source.crs == grid.crs:
+        factor = grid.resolution / source.resolution
+        if _is_int(factor) and round(factor) >= 1 and grid.transform.e == -grid.transform.a:
+            if _decimated_read(source, grid, round(factor), out, resampling, reduced_levels):
+                return out
+        elif _is_int(1 / factor) and resampling == Resampling.nearest:
+            if _upsampled_read(source, grid, int(round(1 / factor)), out):
+                return out
+    _warped_read(source, grid, resampling, out)
+    return out
+
+
+def _is_int(value: float) -> bool:
+    return abs(value - round(value)) < _EPS
+
+
+def _decimated_read(
+    source: Source,
+    grid: Grid,
+    factor: int,
+    out: np.ndarray,
+    resampling: Resampling,
+    reduced_levels: bool,
+) -> bool:
+    """Cases 1 and 2: output pixels are ``factor`` source pixels wide and aligned."""
+    col = (grid.transform.c - source.transform.c) / source.resolution
+    row = (source.transform.f - grid.transform.f) / source.resolution
+    if not (_is_int(col) and _is_int(row)):
+        return False
+    col, row = round(col), round(row)
+    # the part of the output covered by the source, in output pixels
+    out_col0 = max(0, math.ceil(-col / factor))
+    out_row0 = max(0, math.ceil(-row / factor))
+    out_col1 = min(grid.width, (source.shape[1] - col) // factor)
+    out_row1 = min(grid.height, (source.shape[0] - row) // factor)
+    if out_col1 <= out_col0 or out_row1 <= out_row0:
+        return True  # nothing of the source falls inside: all no data
+    first_col, first_row = col + out_col0 * factor, row + out_row0 * factor
+    level = int(math.log2(factor & -factor)) if (reduced_levels and factor > 1) else 0
+    while level and (first_col % (1 << level) or first_row % (1 << level)):
+        level -= 1  # the window must start on a pixel of the reduced level
+    scale = 1 << level
+    step = factor // scale  # decimation still needed on top of the level
+    open_options = {"OVERVIEW_LEVEL": level - 1} if level else {}
+    window = Window(
+        first_col // scale,
+        first_row // scale,
+        (out_col1 - out_col0) * step,
+        (out_row1 - out_row0) * step,
+    )
+    with rasterio.open(source.path, sharing=False, **open_options) as dataset:
+        if level and (dataset.width, dataset.height) != (
+            math.ceil(source.shape[1] / scale),
+            math.ceil(source.shape[0] / scale),
+        ):
+            return False  # the file has no such level: fall back to the warper
+        if step > 1 and resampling != Resampling.nearest:
+            data = dataset.read(
+                1,
+                window=window,
+                out_shape=(out_row1 - out_row0, out_col1 - out_col0),
+                resampling=resampling,
+            )
+        else:
+            data = dataset.read(1, window=window)
+            if step > 1:  # nearest: the pixel at the centre of each block, as GDAL picks it
+                data = data[step // 2 :: step, step // 2 :: step]
+    out[out_row0:out_row1, out_col0:out_col1] = data
+    return True
+
+
+def _upsampled_read(source: Source, grid: Grid, factor: int, out: np.ndarray) -> bool:
+    """Integer up-sampling with nearest (e.g. a 20 m band on a 10 m grid): repeat pixels."""
+    col = (grid.transform.c - source.transform.c) / grid.resolution
+    row = (source.transform.f - grid.transform.f) / grid.resolution
+    if not (_is_int(col) and _is_int(row)):
+        return False
+    col, row = round(col), round(row)  # output grid origin in output pixels of the source grid
+    src_cols, src_rows = source.shape[1] * factor, source.shape[0] * factor
+    out_col0, out_row0 = max(0, -col), max(0, -row)
+    out_col1, out_row1 = min(grid.width, src_cols - col), min(grid.height, src_rows - row)
+    if out_col1 <= out_col0 or out_row1 <= out_row0:
+        return True
+    fine_col0, fine_row0 = col + out_col0, row + out_row0
+    fine_col1, fine_row1 = col + out_col1, row + out_row1
+    src_col0, src_row0 = fine_col0 // factor, fine_row0 // factor
+    src_col1, src_row1 = -(-fine_col1 // factor), -(-fine_row1 // factor)
+    with rasterio.open(source.path, sharing=False) as dataset:
+        data = dataset.read(
+            1, window=Window(src_col0, src_row0, src_col1 - src_col0, src_row1 - src_row0)
+        )
+    fine = np.repeat(np.repeat(data, factor, axis=0), factor, axis=1)
+    r0, c0 = fine_row0 - src_row0 * factor, fine_col0 - src_col0 * factor
+    out[out_row0:out_row1, out_col0:out_col1] = fine[
+        r0 : r0 + (out_row1 - out_row0), c0 : c0 + (out_col1 - out_col0)
+    ]
+    return True
+
+
+def _warped_read(source: Source, grid: Grid, resampling: Resampling, out: np.ndarray) -> None:
+    """Case 3: GDAL's warper onto the output grid (another CRS or a non-aligned grid)."""
+    with rasterio.open(source.path, sharing=False) as dataset:
+        reproject(
+            source=rasterio.band(dataset, 1),
+            destination=out,
+            src_transform=source.transform,
+            src_crs=source.crs,
+            src_nodata=0,
+            dst_transform=grid.transform,
+            dst_crs=grid.crs,
+            dst_nodata=0,
+            resampling=resampling,
+        )

@@ -1,0 +1,107 @@
+"""The pixel reader against rasterio reads and warps of the same files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from rasterio.enums import Resampling
+from rasterio.warp import reproject
+
+from sentinel_cube import ProductError, SentinelCubeWarning
+from sentinel_cube._read import Source, read_source
+from sentinel_cube.grid import Grid
+
+ORIGIN = (300000.0, 5300040.0)
+
+
+def _write_jp2(path, data, res, origin=ORIGIN, crs="EPSG:32634"):
+    transform = Affine(res, 0, origin[0], 0, -res, origin[1])
+    with rasterio.open(
+        path, "w", driver="JP2OpenJPEG", width=data.shape[1], height=data.shape[0], count=1,
+        dtype="uint16", crs=crs, transform=transform, QUALITY=100, REVERSIBLE="YES",
+        YCC="NO", BLOCKXSIZE=128, BLOCKYSIZE=128, RESOLUTIONS=4,
+    ) as dst:  # fmt: skip
+        dst.write(data, 1)
+    return Source(str(path), crs, transform, data.shape, "TEST")
+
+
+@pytest.fixture(scope="module")
+def band(tmp_path_factory):
+    rng = np.random.default_rng(42)
+    data = rng.integers(1, 60000, size=(512, 512), dtype=np.uint16)
+    return _write_jp2(tmp_path_factory.mktemp("read") / "b.jp2", data, 10.0), data
+
+
+def test_native_window_equals_rasterio(band):
+    source, data = band
+    grid = Grid("EPSG:32634", Affine(10, 0, ORIGIN[0] + 1000, 0, -10, ORIGIN[1] - 500), (100, 70))
+    np.testing.assert_array_equal(read_source(source, grid), data[50:150, 100:170])
+
+
+def test_window_overhanging_the_file_is_no_data(band):
+    source, data = band
+    grid = Grid("EPSG:32634", Affine(10, 0, ORIGIN[0] - 200, 0, -10, ORIGIN[1] + 100), (40, 50))
+    out = read_source(source, grid)
+    assert (out[:10] == 0).all() and (out[:, :20] == 0).all()
+    np.testing.assert_array_equal(out[10:, 20:], data[:30, :30])
+
+
+def test_grid_outside_the_file_reads_nothing(band):
+    source, _ = band
+    grid = Grid("EPSG:32634", Affine(10, 0, 0, 0, -10, 0), (8, 8))
+    assert (read_source(source, grid) == 0).all()
+
+
+def test_upsampling_repeats_pixels(tmp_path):
+    data = np.arange(1, 64 * 64 + 1, dtype=np.uint16).reshape(64, 64)
+    source = _write_jp2(tmp_path / "b20.jp2", data, 20.0)
+    # a 10 m grid starting half a 20 m pixel inside the file
+    grid = Grid("EPSG:32634", Affine(10, 0, ORIGIN[0] + 10, 0, -10, ORIGIN[1] - 30), (21, 17))
+    expected = np.repeat(np.repeat(data, 2, 0), 2, 1)[3:24, 1:18]
+    np.testing.assert_array_equal(read_source(source, grid), expected)
+
+
+def test_downsampling_without_levels_picks_centre_pixels(band):
+    source, data = band
+    grid = Grid("EPSG:32634", Affine(60, 0, ORIGIN[0], 0, -60, ORIGIN[1]), (8, 8))
+    out = read_source(source, grid, reduced_levels=False)
+    np.testing.assert_array_equal(out, data[3:48:6, 3:48:6])
+
+
+def test_downsampling_uses_the_reduced_resolution_level(band):
+    source, _ = band
+    grid = Grid("EPSG:32634", Affine(20, 0, ORIGIN[0] + 40, 0, -20, ORIGIN[1] - 80), (64, 32))
+    with rasterio.open(source.path, OVERVIEW_LEVEL=0) as level1:  # the codec's 2x level
+        expected = level1.read(1)[4:68, 2:34]
+    np.testing.assert_array_equal(read_source(source, grid), expected)
+
+
+def test_other_zone_equals_rasterio_reproject(band):
+    source, data = band
+    grid = Grid("EPSG:32633", Affine(10, 0, 750000, 0, -10, 5301000), (300, 260))
+    expected = np.zeros(grid.shape, np.uint16)
+    reproject(
+        data, expected, src_transform=source.transform, src_crs=source.crs, src_nodata=0,
+        dst_transform=grid.transform, dst_crs=grid.crs, dst_nodata=0,
+        resampling=Resampling.nearest,
+    )  # fmt: skip
+    out = read_source(source, grid)
+    assert (out > 0).mean() > 0.3  # the grid really overlaps the file
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_corrupt_file_names_the_path_or_is_skipped(band, tmp_path):
+    source, data = band
+    broken = tmp_path / "broken.jp2"
+    raw = bytearray(open(source.path, "rb").read())
+    raw[len(raw) // 3 :] = b"\xff" * (len(raw) - len(raw) // 3)
+    broken.write_bytes(bytes(raw))
+    bad = Source(str(broken), source.crs, source.transform, source.shape, "S2B_TEST_PRODUCT")
+    grid = Grid("EPSG:32634", source.transform, source.shape)
+    with pytest.raises(ProductError, match="broken.jp2"):
+        read_source(bad, grid)
+    with pytest.warns(SentinelCubeWarning, match="S2B_TEST_PRODUCT"):
+        out = read_source(bad, grid, on_error="skip")
+    assert (out == 0).all()
