@@ -22,7 +22,9 @@ def test_bbox_becomes_box():
 def test_wkt_and_geojson_text():
     wkt = "POLYGON ((19 47, 20 47, 20 48, 19 47))"
     assert read_aoi(wkt).equals(shapely.from_wkt(wkt))
-    text = json.dumps({"type": "Polygon", "coordinates": [[[19, 47], [20, 47], [20, 48], [19, 47]]]})
+    text = json.dumps(
+        {"type": "Polygon", "coordinates": [[[19, 47], [20, 47], [20, 48], [19, 47]]]}
+    )
     assert read_aoi(text).equals(shapely.from_wkt(wkt))
 
 

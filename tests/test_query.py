@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import geopandas as gpd
 import pandas as pd
@@ -23,7 +23,7 @@ def test_single_day_and_datetimes():
         pd.Timestamp("2023-08-10T00:00:00Z"),
         pd.Timestamp("2023-08-10T23:59:59.999999Z"),
     )
-    moment = datetime(2023, 8, 10, 9, 45, tzinfo=timezone.utc)
+    moment = datetime(2023, 8, 10, 9, 45, tzinfo=UTC)
     start, end = parse_date_range((moment, None))
     assert start == pd.Timestamp(moment) and end is None
     # naive times are UTC, aware ones are converted

@@ -16,7 +16,8 @@ Three ways to read, cheapest first:
    decodes only that level instead of full resolution. Integer up-sampling
    (e.g. 20 m bands on a 10 m grid) reads the native window and repeats pixels.
 3. *Warp*: anything else (another UTM zone, non-aligned grids) -> GDAL's warper
-   (``rasterio.warp.reproject``) from the source onto the chunk grid.
+   (``rasterio.vrt.WarpedVRT``) from the source onto the chunk grid, with an
+   exact transformation so results do not depend on the chunking.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import rasterio
 from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
-from rasterio.warp import reproject
+from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from .exceptions import ProductError, SentinelCubeWarning
@@ -55,6 +56,14 @@ GDAL_DEFAULTS: dict[str, str | int | bool] = {
 }
 
 _EPS = 1e-6
+
+#: Error tolerance (in source pixels) of the warper's transformation. GDAL's usual
+#: 0.125 interpolates the transformation across each destination window, so the
+#: value of a pixel would depend on how the cube is chunked (~1 % of pixels move by
+#: one source pixel). A negligible tolerance makes every pixel the exact nearest (or
+#: exactly resampled) value whatever the chunking, at ~2x the warp cost (measured:
+#: 0.15 s vs 0.02 s per 1024 x 1024 chunk; a JP2 decode of the same costs ~0.13 s).
+WARP_TOLERANCE = 1e-6
 
 
 @dataclass(frozen=True)
@@ -243,15 +252,20 @@ def _upsampled_read(source: Source, grid: Grid, factor: int, out: np.ndarray) ->
 
 def _warped_read(source: Source, grid: Grid, resampling: Resampling, out: np.ndarray) -> None:
     """Case 3: GDAL's warper onto the output grid (another CRS or a non-aligned grid)."""
-    with rasterio.open(source.path, sharing=False) as dataset:
-        reproject(
-            source=rasterio.band(dataset, 1),
-            destination=out,
-            src_transform=source.transform,
-            src_crs=source.crs,
-            src_nodata=0,
-            dst_transform=grid.transform,
-            dst_crs=grid.crs,
-            dst_nodata=0,
+    with (
+        rasterio.open(source.path, sharing=False) as dataset,
+        WarpedVRT(
+            dataset,
+            crs=grid.crs,
+            transform=grid.transform,
+            width=grid.width,
+            height=grid.height,
             resampling=resampling,
-        )
+            src_crs=source.crs,
+            src_transform=source.transform,
+            src_nodata=0,
+            nodata=0,
+            tolerance=WARP_TOLERANCE,
+        ) as warped,
+    ):
+        out[:] = warped.read(1)

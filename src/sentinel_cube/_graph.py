@@ -1,0 +1,134 @@
+"""Turn a :class:`~sentinel_cube._plan.CubePlan` into a dask array: one task per chunk.
+
+A chunk that no product overlaps is a constant fill, not a read. Each read
+task opens its files itself and holds nothing unpicklable, so the graph runs
+unchanged on the threaded scheduler and on ``dask.distributed`` process workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import dask.array as da
+import numpy as np
+from dask.base import tokenize
+from rasterio.enums import Resampling
+
+from ._plan import Block, CubePlan
+from ._radiometry import harmonize_dn, to_reflectance
+from ._read import Source, read_source
+from .grid import Grid
+
+__all__ = ["Reader", "ReadTask", "cube_array", "read_block"]
+
+
+class Reader(Protocol):
+    """Reads one source band onto a grid as uint16 DN with 0 for no data."""
+
+    def __call__(
+        self,
+        source: Source,
+        grid: Grid,
+        resampling: Resampling,
+        *,
+        env: Mapping[str, object] | None,
+        reduced_levels: bool,
+        on_error: str,
+    ) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class ReadTask:
+    """Arguments of one read task, bundled so dask does not look inside them."""
+
+    block: Block
+    units: str
+    resampling: Resampling
+    env: tuple[tuple[str, Any], ...]
+    on_error: str
+    reduced_levels: bool
+    reader: Reader
+
+
+def read_block(task: ReadTask) -> np.ndarray:
+    """Mosaic the block's sources in order (first valid pixel wins) as a (1, 1, y, x) array."""
+    block = task.block
+    shape = block.grid.shape
+    if task.units == "reflectance":
+        out = np.full(shape, np.nan, dtype=np.float32)
+    else:
+        out = np.zeros(shape, dtype=np.uint16)
+    filled = np.zeros(shape, dtype=bool)
+    for source, offset, quantification in zip(
+        block.sources, block.offsets, block.quantifications, strict=True
+    ):
+        dn = task.reader(
+            source,
+            block.grid,
+            task.resampling,
+            env=dict(task.env),
+            reduced_levels=task.reduced_levels,
+            on_error=task.on_error,
+        )
+        if task.units == "reflectance":
+            values = to_reflectance(dn, offset, quantification)
+            take = ~filled & ~np.isnan(values)
+        else:
+            values = harmonize_dn(dn, offset, quantification)
+            take = ~filled & (dn != 0)
+        out[take] = values[take]
+        filled |= take
+        if filled.all():
+            break
+    return out[np.newaxis, np.newaxis]
+
+
+def cube_array(
+    plan: CubePlan,
+    *,
+    env: Mapping[str, object],
+    on_error: str = "raise",
+    reduced_levels: bool = True,
+    reader: Reader | Callable[..., np.ndarray] = read_source,
+) -> da.Array:
+    """The lazy ``(time, band, y, x)`` dask array of a plan."""
+    dtype = np.dtype("float32") if plan.units == "reflectance" else np.dtype("uint16")
+    fill = np.nan if plan.units == "reflectance" else 0
+    frozen_env = tuple(sorted((str(k), v) for k, v in env.items()))
+    name = "sentinel-cube-" + tokenize(
+        plan.grid,
+        plan.chunks,
+        plan.bands,
+        plan.units,
+        plan.resampling.name,
+        [(s.time.value, [p.path for p in s.products]) for s in plan.steps],
+        frozen_env,
+        on_error,
+        reduced_levels,
+        getattr(reader, "__qualname__", repr(reader)),
+    )
+    rows, cols = plan.chunks
+    graph: dict[tuple, Any] = {}
+    for t in range(len(plan.steps)):
+        for b in range(len(plan.bands)):
+            for iy, height in enumerate(rows):
+                for ix, width in enumerate(cols):
+                    key = (name, t, b, iy, ix)
+                    block = plan.blocks.get((t, b, iy, ix))
+                    if block is None:
+                        graph[key] = (np.full, (1, 1, height, width), fill, dtype)
+                    else:
+                        task = ReadTask(
+                            block,
+                            plan.units,
+                            plan.resampling,
+                            frozen_env,
+                            on_error,
+                            reduced_levels,
+                            reader,
+                        )
+                        graph[key] = (read_block, task)
+    chunks = ((1,) * len(plan.steps), (1,) * len(plan.bands), rows, cols)
+    return da.Array(graph, name, chunks, dtype=dtype)

@@ -1,0 +1,264 @@
+"""``open_cube``: Sentinel-2 products -> lazy ``(time, band, y, x)`` xarray cube.
+
+The function only wires the stages together: metadata -> plan
+(:mod:`sentinel_cube._plan`) -> dask graph (:mod:`sentinel_cube._graph`) ->
+``xarray.DataArray`` with coordinates and a CF grid mapping.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import rasterio.env
+import rioxarray  # noqa: F401  (registers the .rio accessor)
+import xarray as xr
+
+from ._graph import cube_array
+from ._plan import PERCENT_COORDS, CubePlan, plan_cube
+from ._read import GDAL_DEFAULTS
+from .aoi import read_aoi
+from .exceptions import SentinelCubeError
+from .safe import Product, read_product
+
+__all__ = ["open_cube", "to_products"]
+
+DEFAULT_BANDS = ("B02", "B03", "B04", "B08")
+
+
+def open_cube(
+    products: Any,
+    bands: Sequence[str] | str = DEFAULT_BANDS,
+    resolution: float = 10,
+    *,
+    aoi: Any = None,
+    bounds: tuple[float, float, float, float] | None = None,
+    crs: str | int | None = None,
+    chunks: int | tuple[int, int] | None = None,
+    resampling: str = "nearest",
+    units: str = "reflectance",
+    groupby: str | None = "solar_day",
+    on_error: str = "raise",
+    reduced_levels: bool = True,
+) -> xr.DataArray:
+    """Stack the bands of Sentinel-2 products into a lazy ``(time, band, y, x)`` cube.
+
+    Building the cube reads metadata only; pixels are read when the cube (or a
+    part of it) is computed, one dask task per chunk, on any dask scheduler.
+
+    Parameters
+    ----------
+    products
+        The products GeoDataFrame of a catalogue search (its ``path`` column),
+        a list of product paths (``.SAFE`` folders or ``.zip``), or a list of
+        :class:`~sentinel_cube.safe.Product`.
+    bands
+        Band names (``"B04"``, ``"B8A"``, ``"SCL"``...). Bands of another native
+        resolution are resampled to ``resolution``.
+    resolution
+        Output pixel size in metres of the target CRS.
+    aoi
+        Anything :func:`sentinel_cube.read_aoi` takes; the cube covers its
+        bounding box (snapped outwards to the pixel grid) and only products
+        that touch it. Chunks the AOI's box holds but no product touches are
+        fills, never reads.
+    bounds
+        ``(left, bottom, right, top)`` in the target CRS; overrides the AOI's box.
+    crs
+        Target CRS (``"EPSG:32634"``, ``32634``). Default: the UTM zone that holds
+        most of the AOI, or of the products' footprints. Products of another zone
+        are reprojected on the fly.
+    chunks
+        Chunk side in pixels (``int`` or ``(y, x)``). Default: 1024 pixels at the
+        finest requested band's native pixel size (one ESA JP2 tile), so chunks
+        cover whole JP2 tiles; chunk edges are aligned to the first product's
+        tile corner when its CRS is the target CRS.
+    resampling
+        rasterio resampling name (``"nearest"``, ``"bilinear"``, ``"average"``...)
+        for bands not on the output grid.
+    units
+        ``"reflectance"``: float32 ``(DN + offset) / quantification`` with each
+        product's own offset and quantification, NaN for no data (and saturated
+        pixels). ``"dn"``: uint16 digital numbers, every product brought to the
+        baseline >= 04.00 convention (offset -1000, quantification 10000), 0 for
+        no data, so baselines can be mixed.
+    groupby
+        ``"solar_day"``: products acquired on the same local solar day are
+        mosaicked into one time step (first valid pixel wins, products ordered by
+        sensing time, then tile id, then newest processing first).
+        ``None``: one time step per product.
+    on_error
+        ``"raise"`` (default): an unreadable band file raises a
+        :class:`~sentinel_cube.ProductError` naming it when computed.
+        ``"skip"``: warn and leave that product's pixels as no data.
+    reduced_levels
+        Read 10 m bands on coarser grids from the JP2's reduced resolution
+        levels (much faster; values are the codec's approximation at that level).
+
+    Returns
+    -------
+    xarray.DataArray
+        Dims ``(time, band, y, x)``; coords ``time`` (UTC, naive
+        ``datetime64``), ``band``, ``x``/``y`` (pixel centres), ``spatial_ref``
+        (CF grid mapping: ``cube.rio.crs`` and ``cube.rio.transform()`` work), and
+        per-time metadata: ``cloudcoverpercentage``, ``vegetationpercentage``,
+        ``notvegetatedpercentage``, ``waterpercentage``, ``snowicepercentage``
+        (for a fused step, the mean of its products weighted by the share of
+        the cube's extent each covers), ``tileid``, ``product_id``, ``platform``,
+        ``processingbaseline`` (comma-joined for fused steps),
+        ``relativeorbitnumber`` (of the first product) and ``n_products``.
+
+    Raises
+    ------
+    SentinelCubeError
+        Empty ``products``, unknown or missing bands, mixed processing levels,
+        an AOI that touches no product, bad arguments.
+
+    Examples
+    --------
+    >>> import sentinel_cube as sc
+    >>> products = sc.LocalCatalog("archive/").search(date=("2023-06-01", "2023-08-31"))
+    ... # doctest: +SKIP
+    >>> cube = sc.open_cube(products, bands=["B04", "B08"], resolution=20,
+    ...                     aoi="budapest.geojson")                                # doctest: +SKIP
+    >>> cube.sel(band="B08").isel(time=0).compute()                                # doctest: +SKIP
+    """
+    if on_error not in ("raise", "skip"):
+        raise SentinelCubeError(f"on_error={on_error!r}: use 'raise' or 'skip'")
+    items = to_products(products, bands)
+    area = None if aoi is None else read_aoi(aoi)
+    plan = plan_cube(
+        items,
+        bands,
+        resolution,
+        aoi=area,
+        bounds=bounds,
+        crs=crs,
+        chunks=chunks,
+        resampling=resampling,
+        units=units,
+        groupby=groupby,
+    )
+    data = cube_array(plan, env=_gdal_env(), on_error=on_error, reduced_levels=reduced_levels)
+    return _wrap(plan, data)
+
+
+def to_products(products: Any, bands: Sequence[str] | str | None = None) -> list[Product]:
+    """Normalise ``products`` (GeoDataFrame, paths or Products) to a list of Products."""
+    if isinstance(products, Product):
+        return [products]
+    if isinstance(products, str | os.PathLike):
+        return [read_product(products, require_bands=None)]
+    if isinstance(products, pd.DataFrame):
+        if "path" not in products.columns:
+            raise SentinelCubeError(
+                "the products table has no 'path' column: download the products first "
+                "(catalog.download) or search a LocalCatalog"
+            )
+        if products["path"].isna().any():
+            missing = list(products.index[products["path"].isna()])[:3]
+            raise SentinelCubeError(f"products {missing} have no local path: download them first")
+        return [read_product(path, require_bands=None) for path in products["path"]]
+    if isinstance(products, Iterable):
+        items = []
+        for item in products:
+            if isinstance(item, Product):
+                items.append(item)
+            elif isinstance(item, str | os.PathLike):
+                items.append(read_product(item, require_bands=None))
+            else:
+                raise SentinelCubeError(
+                    f"products holds a {type(item).__name__}; expected paths or Products"
+                )
+        return items
+    raise SentinelCubeError(
+        f"products is a {type(products).__name__}; expected a products GeoDataFrame, "
+        "a list of product paths or a list of Products"
+    )
+
+
+def _gdal_env() -> dict[str, object]:
+    """GDAL settings for the read tasks: our defaults, overridden by an active rasterio.Env."""
+    env: dict[str, object] = dict(GDAL_DEFAULTS)
+    if rasterio.env.hasenv():
+        env.update(rasterio.env.getenv())
+    return env
+
+
+def _wrap(plan: CubePlan, data: Any) -> xr.DataArray:
+    x, y = plan.grid.coords()
+    times = np.array([s.time.tz_convert("UTC").tz_localize(None) for s in plan.steps])
+    coords: dict[str, Any] = {
+        "time": ("time", times.astype("datetime64[ns]")),
+        "band": ("band", np.array(plan.bands, dtype=object)),
+        "y": ("y", y),
+        "x": ("x", x),
+    }
+    coords.update(_time_coords(plan))
+    nodata = np.nan if plan.units == "reflectance" else 0
+    cube = xr.DataArray(
+        data,
+        dims=("time", "band", "y", "x"),
+        coords=coords,
+        name="reflectance" if plan.units == "reflectance" else "dn",
+        attrs={
+            "units": "1" if plan.units == "reflectance" else "DN",
+            "sentinel_cube_units": plan.units,
+            "resampling": plan.resampling.name,
+            "time_zone": "UTC",
+            **(
+                {}
+                if plan.units == "reflectance"
+                else {"scale_factor_note": "reflectance = (DN - 1000) / 10000"}
+            ),
+        },
+    )
+    cube = cube.rio.write_crs(plan.grid.crs)
+    cube = cube.rio.write_transform(plan.grid.transform)
+    cube = cube.rio.write_nodata(nodata, encoded=False)
+    cube.x.attrs.update(units="metre", standard_name="projection_x_coordinate")
+    cube.y.attrs.update(units="metre", standard_name="projection_y_coordinate")
+    return cube
+
+
+def _time_coords(plan: CubePlan) -> dict[str, tuple[str, np.ndarray]]:
+    coords: dict[str, tuple[str, np.ndarray]] = {}
+    for name, attribute in PERCENT_COORDS.items():
+        values = []
+        for step in plan.steps:
+            pairs = [
+                (getattr(p, attribute), w)
+                for p, w in zip(step.products, step.weights, strict=True)
+                if getattr(p, attribute) is not None
+            ]
+            total = sum(w for _, w in pairs)
+            if not pairs:
+                values.append(np.nan)
+            elif total > 0:
+                values.append(sum(v * w for v, w in pairs) / total)
+            else:
+                values.append(float(np.mean([v for v, _ in pairs])))
+        coords[name] = ("time", np.array(values, dtype=np.float64))
+
+    def joined(attribute: str) -> np.ndarray:
+        return np.array(
+            [
+                ",".join(dict.fromkeys(str(getattr(p, attribute)) for p in s.products))
+                for s in plan.steps
+            ],
+            dtype=object,
+        )
+
+    coords["tileid"] = ("time", joined("tile_id"))
+    coords["product_id"] = ("time", joined("product_id"))
+    coords["platform"] = ("time", joined("platform"))
+    coords["processingbaseline"] = ("time", joined("processing_baseline"))
+    coords["relativeorbitnumber"] = (
+        "time",
+        np.array([s.products[0].relative_orbit for s in plan.steps], dtype=np.int64),
+    )
+    coords["n_products"] = ("time", np.array([len(s.products) for s in plan.steps], np.int64))
+    return coords
