@@ -1,0 +1,89 @@
+"""The command line: --help everywhere, --version, demo, info and search."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import geopandas as gpd
+import pytest
+from click.testing import CliRunner
+
+import sentinel_cube as sc
+from sentinel_cube.cli import main
+from sentinel_cube.testing import default_specs, make_archive
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def test_every_command_has_help():
+    runner = CliRunner()
+    result = runner.invoke(main, ["--help"])
+    assert result.exit_code == 0
+    commands = list(main.commands)
+    assert {"demo", "info", "search"} <= set(commands)
+    for name in commands:
+        sub = runner.invoke(main, [name, "--help"])
+        assert sub.exit_code == 0 and "Usage:" in sub.output, name
+
+
+def test_version_and_module_entry_point():
+    result = subprocess.run(
+        [sys.executable, "-m", "sentinel_cube", "--version"],
+        capture_output=True, text=True, env={"PYTHONPATH": str(SRC), "PATH": ""}, check=True,
+    )  # fmt: skip
+    assert sc.__version__ in result.stdout
+
+
+def test_demo_generates_lists_and_summarises(tmp_path):
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(main, ["demo", "--out", str(out), "--scale", "61"])
+    assert result.exit_code == 0, result.output
+    products = gpd.read_file(out / "products.geojson")
+    on_disk = [p for p in (out / "archive").iterdir() if p.suffix == ".SAFE"]
+    assert len(on_disk) == 18  # 2 tiles x 9 dates
+    assert 0 < len(products) <= len(on_disk)
+    assert "acquisitions per month" in result.output
+    assert str(out / "products.geojson") in result.output
+    assert (out / "aoi.geojson").exists()
+
+
+@pytest.fixture(scope="module")
+def small_archive(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli-archive")
+    make_archive(root, default_specs(tiles=("34TCT",), dates=("2023-06-06", "2023-07-06")),
+                 scale=61)  # fmt: skip
+    return root
+
+
+def test_info_on_a_product_and_a_folder(small_archive):
+    product = sorted(small_archive.iterdir())[0]
+    result = CliRunner().invoke(main, ["info", str(product)])
+    assert result.exit_code == 0, result.output
+    read = sc.read_product(product)
+    assert read.product_id in result.output and f"EPSG:{read.epsg}" in result.output
+    assert "B04" in result.output
+    folder = CliRunner().invoke(main, ["info", str(small_archive)])
+    assert folder.exit_code == 0 and "2 products" in folder.output
+
+
+def test_search_writes_the_products_table(small_archive, tmp_path):
+    out = tmp_path / "found.geojson"
+    result = CliRunner().invoke(
+        main,
+        ["search", "--catalog", f"local:{small_archive}", "--start", "2023-07-01",
+         "--end", "2023-07-31", "--aoi", "18.9,47.4,19.2,47.6", "--out", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert len(gpd.read_file(out)) == 1
+
+
+def test_user_errors_are_one_line(small_archive, tmp_path):
+    result = CliRunner().invoke(
+        main, ["search", "--catalog", f"local:{small_archive}", "--aoi", str(tmp_path / "x.gpkg")]
+    )
+    assert result.exit_code != 0
+    assert "does not exist" in result.output and "Traceback" not in result.output
+    bad = CliRunner().invoke(main, ["search", "--catalog", "nowhere:x"])
+    assert bad.exit_code != 0 and "unsupported catalogue" in bad.output
