@@ -18,7 +18,6 @@ from pyproj import CRS, Transformer
 from rasterio.enums import Resampling
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
-from shapely.ops import transform as transform_geometry
 
 from ._read import Source
 from .bands import normalize_band
@@ -245,7 +244,7 @@ def _resampling(value: str | Resampling) -> Resampling:
 
 def _to_crs(geometry: BaseGeometry, src: object, dst: object) -> BaseGeometry:
     transformer = Transformer.from_crs(src, dst, always_xy=True)
-    return transform_geometry(transformer.transform, geometry)
+    return shapely.transform(geometry, transformer.transform, interleaved=False)
 
 
 def _target_crs(
@@ -257,12 +256,11 @@ def _target_crs(
         epsg = parsed.to_epsg()
         return f"EPSG:{epsg}" if epsg else parsed.to_wkt()
     area = aoi if aoi is not None else shapely.union_all([p.footprint for p in products])
-    best, best_share = None, -1.0
-    for zone in range(1, 61):
-        strip = box(-180 + 6 * (zone - 1), -90, -180 + 6 * zone, 90)
-        share = area.intersection(strip).area
-        if share > best_share:
-            best, best_share = zone, share
+    shares = [
+        area.intersection(box(-180 + 6 * (zone - 1), -90, -180 + 6 * zone, 90)).area
+        for zone in range(1, 61)
+    ]
+    best = int(np.argmax(shares)) + 1
     north = area.centroid.y >= 0
     return f"EPSG:{(32600 if north else 32700) + best}"
 

@@ -1,0 +1,186 @@
+"""Zarr stores: exact round trip, idempotent append, resume after kill -9, any scheduler."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from sentinel_cube import SentinelCubeError
+from sentinel_cube.cube import open_cube
+from sentinel_cube.store import open_zarr, to_zarr
+from sentinel_cube.testing import BUDAPEST_TILES, default_specs, make_archive
+
+DATES = ("2023-06-06", "2023-06-16", "2023-06-26", "2023-07-06")
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory):
+    root = tmp_path_factory.mktemp("store-archive")
+    specs = default_specs(tiles=BUDAPEST_TILES, dates=DATES)
+    return make_archive(root, specs, scale=30, bands=["B04", "B08"])
+
+
+def _cube(paths, **kwargs):
+    return open_cube(paths, bands=["B04", "B08"], resolution=300, chunks=128, **kwargs)
+
+
+def _assert_same(a: xr.DataArray, b: xr.DataArray) -> None:
+    assert a.dims == b.dims and a.dtype == b.dtype
+    np.testing.assert_array_equal(a.values, b.values)  # NaN == NaN here
+    for name in a.coords:
+        if name == "spatial_ref":
+            continue
+        np.testing.assert_array_equal(np.asarray(a[name].values), np.asarray(b[name].values))
+
+
+def test_round_trip_is_exact(archive, tmp_path):
+    cube = _cube(archive)
+    report = to_zarr(cube, tmp_path / "c.zarr", progress=False)
+    assert len(report.written) == len(DATES) and report.bytes_written > 0
+    back = open_zarr(tmp_path / "c.zarr")
+    _assert_same(back.compute(), cube.compute())
+    assert back.rio.crs == cube.rio.crs
+    assert back.rio.transform() == cube.rio.transform()
+    assert back.chunks[2][0] == 128  # chunked like the cube
+    meta = json.loads((tmp_path / "c.zarr" / "reflectance" / "zarr.json").read_text())
+    assert meta["zarr_format"] == 3
+    assert any(c["name"] == "blosc" for c in meta["codecs"])  # compressed
+    dn = _cube(archive, units="dn")
+    to_zarr(dn, tmp_path / "dn.zarr", progress=False, codec="lz4")
+    _assert_same(open_zarr(tmp_path / "dn.zarr").compute(), dn.compute())
+
+
+def test_second_run_writes_nothing(archive, tmp_path):
+    store = tmp_path / "c.zarr"
+    to_zarr(_cube(archive), store, progress=False)
+    stamps = {p: p.stat().st_mtime_ns for p in store.rglob("*") if p.is_file()}
+    again = to_zarr(_cube(archive), store, progress=False)
+    assert again.written == () and len(again.skipped) == len(DATES)
+    assert again.bytes_written == 0
+    assert {p: p.stat().st_mtime_ns for p in store.rglob("*") if p.is_file()} == stamps
+
+
+def test_append_only_new_steps_and_keep_time_order(archive, tmp_path):
+    store = tmp_path / "c.zarr"
+    by_date = {d: [p for p in archive if d.replace("-", "") in p.name] for d in DATES}
+    later = [p for d in DATES[2:] for p in by_date[d]]
+    earlier = [p for d in DATES[:2] for p in by_date[d]]
+    full = _cube(archive)
+    # the full cube's grid, so partial cubes share it
+    bounds = (*full.rio.bounds(),)
+    first = to_zarr(_cube(later, bounds=bounds), store, progress=False)
+    assert len(first.written) == 2
+    second = to_zarr(_cube(earlier + later, bounds=bounds), store, progress=False)
+    assert len(second.written) == 2 and len(second.skipped) == 2
+    back = open_zarr(store)
+    assert list(back.time.values) == sorted(back.time.values)
+    _assert_same(back.compute(), full.compute())
+
+
+def test_incompatible_append_is_refused(archive, tmp_path):
+    store = tmp_path / "c.zarr"
+    to_zarr(_cube(archive), store, progress=False)
+    other = open_cube(archive, bands=["B08"], resolution=300, chunks=128)
+    with pytest.raises(SentinelCubeError, match="bands"):
+        to_zarr(other, store, progress=False)
+    with pytest.raises(SentinelCubeError, match="holds 'reflectance'"):
+        to_zarr(_cube(archive, units="dn"), store, progress=False)
+    with pytest.raises(SentinelCubeError, match="exists"):
+        to_zarr(_cube(archive), store, mode="w-", progress=False)
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "file.txt").write_text("x")
+    with pytest.raises(SentinelCubeError, match="not a Zarr store"):
+        to_zarr(_cube(archive), tmp_path / "junk", progress=False)
+
+
+_INGEST = textwrap.dedent(
+    """
+    import sys, time
+    from sentinel_cube.cube import open_cube
+    from sentinel_cube.store import to_zarr
+    from sentinel_cube import _read
+
+    paths, store = sys.argv[1].split(","), sys.argv[2]
+    slow = float(sys.argv[3])
+    original = _read.read_source
+
+    def slow_read(*args, **kwargs):  # stretch the ingest so it can be killed midway
+        time.sleep(slow)
+        return original(*args, **kwargs)
+
+    _read.read_source = slow_read
+    import sentinel_cube._graph as graph
+    graph.read_source = slow_read
+    cube = open_cube(paths, bands=["B04", "B08"], resolution=300, chunks=128)
+    import dask
+    with dask.config.set(scheduler="threads"):
+        to_zarr(cube, store, progress=False)
+    """
+)
+
+
+def _run_ingest(paths, store, slow=0.0):
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    args = [sys.executable, "-c", _INGEST, ",".join(map(str, paths)), str(store), str(slow)]
+    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _committed(store: Path) -> list[int]:
+    meta = store / "_sentinel_cube" / "zarr.json"
+    if not meta.exists():
+        return []
+    return json.loads(meta.read_text())["attributes"].get("committed", [])
+
+
+def test_killed_ingest_leaves_complete_steps_and_resumes_bit_for_bit(archive, tmp_path):
+    reference = tmp_path / "reference.zarr"
+    assert _run_ingest(archive, reference).wait(timeout=120) == 0
+    store = tmp_path / "killed.zarr"
+    process = _run_ingest(archive, store, slow=0.05)
+    deadline = time.monotonic() + 120
+    while len(_committed(store)) < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    done = _committed(store)
+    assert 1 <= len(done) < len(DATES), "the kill should land mid-ingest"
+    partial = open_zarr(store).compute()
+    expected = open_zarr(reference).compute()
+    assert partial.sizes["time"] == len(done)
+    _assert_same(partial, expected.sel(time=partial.time))
+    # the rerun completes the store; the result equals the uninterrupted ingest
+    assert _run_ingest(archive, store).wait(timeout=120) == 0
+    _assert_same(open_zarr(store).compute(), expected)
+    for name in ("reflectance",):
+        a = sorted((reference / name).rglob("c/*/*/*/*"))
+        b = sorted((store / name).rglob("c/*/*/*/*"))
+        assert [p.relative_to(reference) for p in a] == [p.relative_to(store) for p in b]
+        assert all(x.read_bytes() == y.read_bytes() for x, y in zip(a, b, strict=True))
+
+
+def test_process_cluster_store_is_bit_identical_to_threads(archive, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    threaded = tmp_path / "threads.zarr"
+    to_zarr(_cube(archive), threaded, progress=False)
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster),
+    ):
+        to_zarr(_cube(archive), tmp_path / "procs.zarr", progress=False)
+    a = sorted(p for p in threaded.rglob("*") if p.is_file() and "c" in p.parts)
+    b = sorted(p for p in (tmp_path / "procs.zarr").rglob("*") if p.is_file() and "c" in p.parts)
+    assert len(a) == len(b) > 0
+    assert all(x.read_bytes() == y.read_bytes() for x, y in zip(a, b, strict=True))
