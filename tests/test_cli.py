@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -87,3 +88,33 @@ def test_user_errors_are_one_line(small_archive, tmp_path):
     assert "does not exist" in result.output and "Traceback" not in result.output
     bad = CliRunner().invoke(main, ["search", "--catalog", "nowhere:x"])
     assert bad.exit_code != 0 and "unsupported catalogue" in bad.output
+
+
+def test_build_writes_appends_and_refuses_to_clobber(small_archive, tmp_path):
+    from sentinel_cube.cube import open_cube
+    from sentinel_cube.store import open_zarr
+
+    store = tmp_path / "cube.zarr"
+    args = ["build", str(small_archive), "--bands", "B04", "B08", "--resolution", "610",
+            "--aoi", "18.9,47.3,19.3,47.6", "--out", str(store)]  # fmt: skip
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    assert "wrote 2 time steps" in first.output and "MPix/s" in first.output
+    expected = open_cube(sorted(small_archive.iterdir()), bands=["B04", "B08"], resolution=610,
+                         aoi=(18.9, 47.3, 19.3, 47.6)).compute()  # fmt: skip
+    np.testing.assert_array_equal(open_zarr(store).values, expected.values)
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code != 0 and "--append" in again.output
+    appended = CliRunner().invoke(main, [*args, "--append"])
+    assert appended.exit_code == 0 and "wrote 0 time steps (2 already stored)" in appended.output
+
+
+def test_build_from_a_search_result(small_archive, tmp_path):
+    table = tmp_path / "found.geojson"
+    CliRunner().invoke(main, ["search", "--catalog", f"local:{small_archive}", "--out", str(table)])
+    result = CliRunner().invoke(
+        main, ["build", str(table), "--bands", "B04,SCL", "--resolution", "1220",
+               "--units", "dn", "--out", str(tmp_path / "dn.zarr")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "2 bands" in result.output

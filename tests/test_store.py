@@ -184,3 +184,33 @@ def test_process_cluster_store_is_bit_identical_to_threads(archive, tmp_path):
     b = sorted(p for p in (tmp_path / "procs.zarr").rglob("*") if p.is_file() and "c" in p.parts)
     assert len(a) == len(b) > 0
     assert all(x.read_bytes() == y.read_bytes() for x, y in zip(a, b, strict=True))
+
+
+def _peak_rss() -> int:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+@pytest.mark.slow
+def test_cube_larger_than_worker_memory_streams_to_zarr(archive, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    paths = [p for p in archive if "_T34TCT_" in p.name][:3]
+    # 300 m pixels upsampled to 10 m: one tile is 10980 x 10980 px, 482 MB per band and step
+    cube = open_cube(paths, bands=["B04"], resolution=10)
+    nbytes = cube.nbytes
+    limit = 450 * 2**20
+    assert nbytes > 3 * limit
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=True, memory_limit=limit,
+        dashboard_address=None,
+    ) as cluster, distributed.Client(cluster) as client:  # fmt: skip
+        worker = next(iter(client.scheduler_info()["workers"]))
+        report = to_zarr(cube, tmp_path / "big.zarr", progress=False, codec="lz4")
+        peak = client.run(_peak_rss)[worker]
+        assert list(client.scheduler_info()["workers"]) == [worker]  # never restarted
+    assert len(report.written) == 3
+    assert peak < limit, f"worker peaked at {peak / 2**20:.0f} MiB"
+    back = open_zarr(tmp_path / "big.zarr")
+    window = {"y": slice(5000, 5100), "x": slice(7000, 7100)}
+    np.testing.assert_array_equal(back.isel(**window).values, cube.isel(**window).values)

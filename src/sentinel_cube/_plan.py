@@ -27,10 +27,13 @@ from .safe import Product
 
 __all__ = ["Block", "CubePlan", "TimeStep", "plan_cube"]
 
-#: Default chunk side in output pixels at the bands' native resolution: ESA encodes
-#: 10 m JP2s in 1024 x 1024 tiles, and reads aligned to whole tiles decode ~4x
-#: faster than misaligned ones (measured; see the README).
-JP2_TILE = 1024
+#: Internal JP2 tile side (pixels) of ESA band files by nominal resolution. Reads
+#: aligned to whole tiles decode ~4x faster than misaligned ones (see the README).
+ESA_JP2_TILES = {10: 1024, 20: 640, 60: 192}
+#: Bounds of the default chunk side in output pixels: at least 256 so the graph
+#: stays small, at most 2048 (16 MB of float32) so memory per task stays bounded
+#: when bands are up-sampled.
+CHUNK_SIDE_RANGE = (256, 2048)
 UNITS = ("reflectance", "dn")
 
 #: Columns of the per-time metadata coordinates and how fused steps combine them.
@@ -163,8 +166,7 @@ def plan_cube(
     if grid.height == 0 or grid.width == 0:
         raise SentinelCubeError(f"bounds={extent} give an empty grid at resolution {resolution}")
 
-    finest = min(_pixel_size(p, b) for p in products for b in band_names)
-    default_side = max(256, round(JP2_TILE * finest / resolution))
+    default_side = _default_chunk_side(products, band_names, resolution)
     if chunks is None:
         side = (default_side, default_side)
     elif isinstance(chunks, int):
@@ -286,8 +288,15 @@ def _anchor(products: Sequence[Product], crs: str) -> tuple[float, float]:
     return (0.0, 0.0)
 
 
-def _pixel_size(product: Product, band: str) -> float:
-    return float(product.bands[band].transform.a)
+def _default_chunk_side(products: Sequence[Product], bands: Sequence[str], resolution: float):
+    """One ESA JP2 tile of the finest band, in output pixels, within CHUNK_SIDE_RANGE."""
+    product = products[0]
+    finest = min(bands, key=lambda b: product.bands[b].transform.a)
+    band_file = product.bands[finest]
+    tile = ESA_JP2_TILES.get(band_file.resolution, 1024)
+    side = round(tile * band_file.transform.a / resolution)
+    low, high = CHUNK_SIDE_RANGE
+    return min(high, max(low, side))
 
 
 # ----------------------------------------------------------------------------- time + blocks

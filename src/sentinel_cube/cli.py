@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -155,3 +158,157 @@ def search(catalog, aoi, start, end, cloud, producttype, tiles, out) -> None:
     if out is not None:
         write_products(products, str(out))
         click.echo(f"wrote {out}")
+
+
+class _ManyValues(click.Option):
+    """An option taking several space-separated values: ``--bands B02 B03 B04``.
+
+    click options take a fixed number of values; this one consumes every
+    following argument up to the next option.
+    """
+
+    def add_to_parser(self, parser, ctx):
+        super().add_to_parser(parser, ctx)
+        for name in self.opts:
+            option = parser._long_opt.get(name) or parser._short_opt.get(name)
+            if option is None:
+                continue
+            original = option.process
+
+            def process(value, state, _original=original):
+                values = [value]
+                while state.rargs and not state.rargs[0].startswith("-"):
+                    values.append(state.rargs.pop(0))
+                _original(" ".join(values), state)
+
+            option.process = process
+
+
+def _split(value: str | None) -> list[str]:
+    return [] if not value else [v for v in value.replace(",", " ").split() if v]
+
+
+@main.command()
+@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--aoi", type=str, default=None, help="AOI file, WKT or 'minx,miny,maxx,maxy'.")
+@click.option(
+    "--bands", cls=_ManyValues, default="B02 B03 B04 B08", show_default=True,
+    help="Bands, space or comma separated.",
+)  # fmt: skip
+@click.option("--resolution", type=float, default=10, show_default=True, help="Pixel size (m).")
+@click.option("--start", type=str, default=None, help="First day (YYYY-MM-DD).")
+@click.option("--end", type=str, default=None, help="Last day, included (YYYY-MM-DD).")
+@click.option("--cloud", type=(float, float), default=None, help="Cloud cover range LO HI (%).")
+@click.option("--crs", type=str, default=None, help="Target CRS, e.g. EPSG:32634.")
+@click.option("--units", type=click.Choice(["reflectance", "dn"]), default="reflectance")
+@click.option("--chunks", type=int, default=None, help="Chunk side in pixels.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Zarr store to write.")
+@click.option("--append", is_flag=True, help="Add new time steps to (or resume) an existing store.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing store.")
+@click.option(
+    "--scheduler", type=str, default=None,
+    help="dask.distributed scheduler address, or 'local' for a local process cluster "
+    "(default: threads in this process).",
+)  # fmt: skip
+def build(sources, aoi, bands, resolution, start, end, cloud, crs, units, chunks, out, append,
+          overwrite, scheduler) -> None:  # fmt: skip
+    """Build a cube from an archive folder, a products file or products, into Zarr.
+
+    SOURCES: a folder of .SAFE/.zip products, a products table written by
+    'sentinel-cube search' (.geojson, .gpkg, .parquet, .csv with a 'path'
+    column), or product paths.
+    """
+    from .catalog import filter_products
+    from .cube import open_cube
+    from .store import to_zarr
+
+    if append and overwrite:
+        raise click.UsageError("--append and --overwrite exclude each other")
+    if (out / "zarr.json").exists() and not (append or overwrite):
+        raise click.ClickException(
+            f"{out} exists: pass --append to add new time steps (or resume), or --overwrite"
+        )
+    if aoi and "," in aoi and not Path(aoi).exists():
+        aoi = tuple(float(v) for v in aoi.split(","))
+    try:
+        products = _load_products(sources)
+        products = filter_products(
+            products, aoi=aoi, date=(start, end) if (start or end) else None,
+            cloudcoverpercentage=cloud,
+        )  # fmt: skip
+        click.echo(f"{len(products)} products selected")
+        cube = open_cube(
+            products, bands=_split(bands), resolution=resolution, aoi=aoi, crs=crs,
+            chunks=chunks, units=units,
+        )  # fmt: skip
+        click.echo(
+            f"cube: {cube.sizes['time']} time steps x {cube.sizes['band']} bands x "
+            f"{cube.sizes['y']} x {cube.sizes['x']} px, {cube.rio.crs}, "
+            f"{cube.data.npartitions} chunks"
+        )
+        with _client(scheduler) as client:
+            if client is not None:
+                click.echo(f"dask dashboard: {client.dashboard_link}")
+            report = to_zarr(cube, out, mode="w" if overwrite else "a")
+    except (SentinelCubeError, ValueError) as error:
+        raise _fail(error) from error
+    click.echo(
+        f"wrote {len(report.written)} time steps ({len(report.skipped)} already stored) to "
+        f"{out}: {report.bytes_written / 1e6:.1f} MB in {report.seconds:.1f} s, "
+        f"{report.mpix_per_s:.1f} MPix/s"
+    )
+
+
+def _load_products(sources: tuple[Path, ...]):
+    import geopandas as gpd
+    import pandas as pd
+
+    from .catalog import LocalCatalog
+    from .safe import read_product
+    from .schema import products_frame
+
+    frames = []
+    loose: list = []
+    for source in sources:
+        suffix = source.suffix.lower()
+        if source.is_dir() and suffix != ".safe" and not (source / "MTD_MSIL2A.xml").exists() \
+                and not (source / "MTD_MSIL1C.xml").exists():  # fmt: skip
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                frames.append(LocalCatalog(source, require_bands=None).search())
+            for warning in caught:
+                click.echo(f"warning: {warning.message}", err=True)
+        elif suffix in (".geojson", ".json", ".gpkg", ".parquet", ".csv"):
+            if suffix == ".parquet":
+                frame = gpd.read_parquet(source)
+            elif suffix == ".csv":
+                frame = pd.read_csv(source, index_col=0)
+                frame = gpd.GeoDataFrame(
+                    frame, geometry=gpd.GeoSeries.from_wkt(frame.pop("geometry")), crs=4326
+                )
+            else:
+                frame = gpd.read_file(source)
+            if "path" not in frame.columns:
+                raise SentinelCubeError(f"{source}: the products table has no 'path' column")
+            loose.extend(read_product(p, require_bands=None) for p in frame["path"])
+        else:
+            loose.append(read_product(source, require_bands=None))
+    if loose:
+        frames.append(products_frame(loose))
+    return pd.concat(frames) if len(frames) > 1 else frames[0]
+
+
+@contextlib.contextmanager
+def _client(scheduler: str | None) -> Iterator[Any]:
+    """A dask.distributed client for ``--scheduler``, or None for the threaded scheduler."""
+    if scheduler is None:
+        yield None
+        return
+    from distributed import Client, LocalCluster
+
+    if scheduler == "local":
+        with LocalCluster(processes=True, threads_per_worker=1) as cluster, Client(cluster) as c:
+            yield c
+    else:
+        with Client(scheduler) as client:
+            yield client

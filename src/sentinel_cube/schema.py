@@ -118,7 +118,8 @@ def normalize_products(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         if name not in frame.columns:
             frame[name] = pd.Series(index=frame.index, dtype=dtype)
         elif dtype.startswith("datetime"):
-            frame[name] = pd.to_datetime(frame[name], utc=True)
+            # explicit unit: pandas 3 would otherwise infer microseconds
+            frame[name] = pd.to_datetime(frame[name], utc=True).astype(dtype)
         else:
             frame[name] = frame[name].astype(dtype)
     extras = [c for c in frame.columns if c not in COLUMNS and c != "geometry"]
