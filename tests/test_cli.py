@@ -48,6 +48,10 @@ def test_demo_generates_lists_and_summarises(tmp_path):
     assert "acquisitions per month" in result.output
     assert str(out / "products.geojson") in result.output
     assert (out / "aoi.geojson").exists()
+    cube = sc.open_zarr(out / "budapest.zarr")
+    assert cube.sizes["time"] == len(products)  # one AOI tile, one step per date
+    assert list(cube.band.values) == ["B02", "B03", "B04", "B08"]
+    assert cube.rio.crs.to_epsg() == 32634
 
 
 @pytest.fixture(scope="module")

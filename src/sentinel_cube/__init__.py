@@ -15,6 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .aoi import aoi_hull, geocode, read_aoi
 from .catalog import LocalCatalog
+from .cube import open_cube
 from .exceptions import (
     AOIError,
     CatalogError,
@@ -24,6 +25,7 @@ from .exceptions import (
     SentinelCubeWarning,
 )
 from .safe import BandFile, Product, read_product
+from .store import WriteReport, open_zarr, to_zarr
 
 try:
     __version__ = version("sentinel-cube")
@@ -40,9 +42,13 @@ __all__ = [
     "ProductError",
     "SentinelCubeError",
     "SentinelCubeWarning",
+    "WriteReport",
     "__version__",
     "aoi_hull",
     "geocode",
+    "open_cube",
+    "open_zarr",
     "read_aoi",
     "read_product",
+    "to_zarr",
 ]
