@@ -13,6 +13,7 @@ Examples
 
 from importlib.metadata import PackageNotFoundError, version
 
+from . import indices
 from .aoi import aoi_hull, geocode, read_aoi
 from .catalog import LocalCatalog
 from .cube import open_cube
@@ -24,6 +25,8 @@ from .exceptions import (
     SentinelCubeError,
     SentinelCubeWarning,
 )
+from .export import to_geotiff, to_png
+from .ops import aggregate, clip, cube_percentiles, mask_clouds, stretch
 from .safe import BandFile, Product, read_product
 from .store import WriteReport, open_zarr, to_zarr
 
@@ -44,11 +47,19 @@ __all__ = [
     "SentinelCubeWarning",
     "WriteReport",
     "__version__",
+    "aggregate",
     "aoi_hull",
+    "clip",
+    "cube_percentiles",
     "geocode",
+    "indices",
+    "mask_clouds",
     "open_cube",
     "open_zarr",
     "read_aoi",
     "read_product",
+    "stretch",
+    "to_geotiff",
+    "to_png",
     "to_zarr",
 ]

@@ -21,7 +21,10 @@ from ._radiometry import harmonize_dn, to_reflectance
 from ._read import Source, read_source
 from .grid import Grid
 
-__all__ = ["Reader", "ReadTask", "cube_array", "read_block"]
+__all__ = ["CLASS_BANDS", "Reader", "ReadTask", "cube_array", "read_block"]
+
+#: Bands holding class codes rather than reflectances: returned as read (0 = no data).
+CLASS_BANDS = frozenset({"SCL"})
 
 
 class Reader(Protocol):
@@ -72,7 +75,10 @@ def read_block(task: ReadTask) -> np.ndarray:
             reduced_levels=task.reduced_levels,
             on_error=task.on_error,
         )
-        if task.units == "reflectance":
+        if block.band in CLASS_BANDS:  # class codes: no radiometry
+            values = dn.astype(out.dtype)
+            take = ~filled & (dn != 0)
+        elif task.units == "reflectance":
             values = to_reflectance(dn, offset, quantification)
             take = ~filled & ~np.isnan(values)
         else:

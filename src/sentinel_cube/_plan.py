@@ -69,6 +69,7 @@ class TimeStep:
 class Block:
     """Everything one read task needs: the chunk grid and its sources in mosaic order."""
 
+    band: str
     grid: Grid
     sources: tuple[Source, ...]
     offsets: tuple[float, ...]
@@ -355,6 +356,7 @@ def _blocks(
             for b, band in enumerate(bands):
                 files = [p.bands[band] for p in members]
                 blocks[(t, b, iy, ix)] = Block(
+                    band,
                     chunk_grids[(iy, ix)],
                     tuple(
                         Source(f.path, p.crs, f.transform, f.shape, p.product_id)

@@ -109,7 +109,10 @@ def open_cube(
         (for a fused step, the mean of its products weighted by the share of
         the cube's extent each covers), ``tileid``, ``product_id``, ``platform``,
         ``processingbaseline`` (comma-joined for fused steps),
-        ``relativeorbitnumber`` (of the first product) and ``n_products``.
+        ``relativeorbitnumber`` (of the first product), ``n_products`` and
+        ``product_path`` (the products' paths in mosaic order, one per line; used
+        to read SCL for :func:`sentinel_cube.mask_clouds`). ``SCL`` keeps its
+        class codes in either unit (NaN or 0 for no data).
 
     Raises
     ------
@@ -261,4 +264,8 @@ def _time_coords(plan: CubePlan) -> dict[str, tuple[str, np.ndarray]]:
         np.array([s.products[0].relative_orbit for s in plan.steps], dtype=np.int64),
     )
     coords["n_products"] = ("time", np.array([len(s.products) for s in plan.steps], np.int64))
+    coords["product_path"] = (
+        "time",
+        np.array(["\n".join(p.path for p in s.products) for s in plan.steps], dtype=object),
+    )
     return coords
