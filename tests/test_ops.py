@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 import rasterio
 import xarray as xr
-from _cube_helpers import band_file, native_dn
 from shapely.geometry import MultiPolygon, Point, Polygon
 
 import sentinel_cube as sc
+from _cube_helpers import band_file, native_dn
 from sentinel_cube import SentinelCubeError
 from sentinel_cube.ops._clip import aoi_in_crs
 from sentinel_cube.testing import BUDAPEST_TILES, default_specs, make_archive
