@@ -9,6 +9,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pytest
+import rasterio
 from click.testing import CliRunner
 
 import sentinel_cube as sc
@@ -52,6 +53,12 @@ def test_demo_generates_lists_and_summarises(tmp_path):
     assert cube.sizes["time"] == len(products)  # one AOI tile, one step per date
     assert list(cube.band.values) == ["B02", "B03", "B04", "B08"]
     assert cube.rio.crs.to_epsg() == 32634
+    with rasterio.open(out / "budapest_rgb.png") as png:
+        assert png.count == 4  # RGB + alpha (transparent outside the AOI)
+        alpha = png.read(4)
+        assert (alpha == 0).any() and (alpha == 255).any()
+    monthly = sc.open_zarr(out / "budapest_monthly.zarr")
+    assert [str(t)[:7] for t in monthly.time.values] == ["2023-06", "2023-07", "2023-08", "2023-09"]
 
 
 @pytest.fixture(scope="module")
@@ -122,3 +129,34 @@ def test_build_from_a_search_result(small_archive, tmp_path):
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "2 bands" in result.output
+
+
+def test_clip_stretch_and_aggregate_commands(small_archive, tmp_path):
+    store = tmp_path / "cube.zarr"
+    CliRunner().invoke(main, ["build", str(small_archive), "--bands", "B02", "B03", "B04", "B08",
+                              "--resolution", "610", "--out", str(store)])  # fmt: skip
+    aoi = "18.9,47.35,19.3,47.65"
+    clipped = CliRunner().invoke(main, ["clip", str(store), "--aoi", aoi,
+                                        "--out", str(tmp_path / "clip.zarr")])  # fmt: skip
+    assert clipped.exit_code == 0, clipped.output
+    expected = sc.clip(sc.open_zarr(store), tuple(float(v) for v in aoi.split(","))).compute()
+    np.testing.assert_array_equal(sc.open_zarr(tmp_path / "clip.zarr").values, expected.values)
+    png = tmp_path / "rgb.png"
+    stretched = CliRunner().invoke(main, ["stretch", str(tmp_path / "clip.zarr"), "--time",
+                                          "2023-07-06", "--out", str(png)])  # fmt: skip
+    assert stretched.exit_code == 0, stretched.output
+    assert "2023-07-06" in stretched.output and png.exists()
+    monthly = tmp_path / "monthly.zarr"
+    aggregated = CliRunner().invoke(
+        main, ["aggregate", str(store), "--freq", "MS", "--how", "max",
+               "--where", "cloudcoverpercentage <= 100 and n_products == 1",
+               "--out", str(monthly)],
+    )  # fmt: skip
+    assert aggregated.exit_code == 0, aggregated.output
+    result = sc.open_zarr(monthly)
+    reference = sc.open_zarr(store).resample(time="MS").max().compute()
+    np.testing.assert_array_equal(result.values, reference.values)
+    hostile = "__import__('os')"
+    bad = CliRunner().invoke(main, ["aggregate", str(store), "--freq", "MS",
+                                    "--where", hostile, "--out", str(monthly)])  # fmt: skip
+    assert bad.exit_code != 0 and "coordinate OP value" in bad.output

@@ -8,12 +8,16 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 from shapely.geometry import Polygon, mapping
 
+from . import indices
 from ._summary import metadata_summary, products_table, write_products
 from .catalog import LocalCatalog
 from .cube import open_cube
-from .store import to_zarr
+from .export import to_png
+from .ops import aggregate, clip, stretch
+from .store import open_zarr, to_zarr
 from .testing import BUDAPEST_TILES, make_archive
 
 __all__ = ["DEMO_AOI", "DEMO_DATES", "run_demo"]
@@ -51,7 +55,7 @@ DEMO_DATES = (
 
 
 def run_demo(out: Path, scale: int = 30, echo: Callable[[str], None] = print) -> dict[str, Path]:
-    """Generate a small L2A archive over Budapest, search it, summarise it, build a cube.
+    """The offline pipeline: generate, search, summarise, cube, Zarr, clip, RGB, monthly.
 
     Parameters
     ----------
@@ -133,6 +137,33 @@ def run_demo(out: Path, scale: int = 30, echo: Callable[[str], None] = print) ->
         f"6. wrote the cube to Zarr: {len(report.written)} time steps, "
         f"{report.bytes_written / 1e6:.2f} MB in {report.seconds:.1f} s "
         f"({report.mpix_per_s:.1f} MPix/s); open it with sentinel_cube.open_zarr({str(store)!r})"
+    )
+
+    step = time.perf_counter()
+    stored = open_zarr(store)
+    clipped = clip(stored, DEMO_AOI)
+    clearest = int(np.argmin(clipped.cloudcoverpercentage.values))
+    rgb = stretch(clipped.isel(time=[clearest]).sel(band=["B04", "B03", "B02"]), (2, 98))
+    png = to_png(rgb.isel(time=0), out / "budapest_rgb.png")
+    outputs["rgb"] = png
+    day = np.datetime_as_string(clipped.time.values[clearest], unit="D")
+    echo(f"7. clipped to the AOI and wrote a 2-98 % stretched true-colour picture of the "
+         f"clearest day ({day}, cloud {float(clipped.cloudcoverpercentage[clearest]):.1f} %): "
+         f"{png}")  # fmt: skip
+    monthly = aggregate(clipped, freq="MS", how="median", mask="scl",
+                        where=clipped.cloudcoverpercentage < 50)  # fmt: skip
+    monthly_store = out / "budapest_monthly.zarr"
+    to_zarr(monthly, monthly_store, mode="w", progress=False)
+    outputs["monthly"] = monthly_store
+    ndvi = indices.ndvi(monthly).mean(("y", "x")).values
+    months = [np.datetime_as_string(t, unit="M") for t in monthly.time.values]
+    echo(
+        "8. monthly median of the cloud-masked scenes with cloud cover < 50 %: "
+        + ", ".join(
+            f"{m}: {n} scenes, mean NDVI {v:.2f}"
+            for m, n, v in zip(months, monthly.n_scenes.values, ndvi, strict=True)
+        )
+        + f" ({time.perf_counter() - step:.1f} s) -> {monthly_store}"
     )
 
     echo(f"done in {time.perf_counter() - started:.1f} s; outputs:")

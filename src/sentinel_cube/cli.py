@@ -312,3 +312,13 @@ def _client(scheduler: str | None) -> Iterator[Any]:
     else:
         with Client(scheduler) as client:
             yield client
+
+
+def _register() -> None:
+    from ._cli_ops import aggregate_command, clip_command, stretch_command
+
+    for command in (clip_command, stretch_command, aggregate_command):
+        main.add_command(command)
+
+
+_register()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 import rasterio
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
+from rasterio.errors import NotGeoreferencedWarning
 
 from .exceptions import SentinelCubeError
 
@@ -67,9 +69,12 @@ def to_png(rgb: xr.DataArray, path: str | os.PathLike[str], *, nodata: str = "tr
         bands.append(np.where(valid, 255, 0).astype(np.uint8))
     data = np.stack(bands)
     target = Path(path)
-    with rasterio.open(target, "w", driver="PNG", width=data.shape[2], height=data.shape[1],
-                       count=data.shape[0], dtype="uint8") as dst:  # fmt: skip
-        dst.write(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)  # a picture, no georeference
+        count, height, width = data.shape
+        profile = {"driver": "PNG", "width": width, "height": height, "count": count}
+        with rasterio.open(target, "w", dtype="uint8", **profile) as dst:
+            dst.write(data)
     aux = target.with_name(target.name + ".aux.xml")
     if aux.exists():
         aux.unlink()
