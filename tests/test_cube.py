@@ -237,3 +237,32 @@ def test_corrupt_jp2_raises_with_its_path_or_is_skipped(tmp_path):
         values = skipping.compute()
     assert np.isnan(values.isel(time=1)).all()
     assert np.isfinite(values.isel(time=0)).mean() > 0.9
+
+
+def test_planning_a_thousand_products_opens_no_file(budapest, monkeypatch):
+    from datetime import timedelta
+
+    from sentinel_cube.cube import to_products
+
+    base = to_products(budapest)
+    products = []
+    for i in range(1000):
+        template = base[i % len(base)]
+        shift = timedelta(days=5 * (i // len(base)))
+        products.append(
+            dataclasses.replace(
+                template,
+                sensing_start=template.sensing_start + shift,
+                product_id=f"{template.product_id}_{i}",
+            )
+        )
+
+    def no_open(*args, **kwargs):
+        raise AssertionError("planning opened a file")
+
+    monkeypatch.setattr(rasterio, "open", no_open)
+    with dask.config.set(scheduler=_raise_on_compute):
+        cube = open_cube(products, bands=["B04", "B08"], resolution=300)
+    days = {p.sensing_start.date() for p in products}  # 09:45 UTC is 11:02 solar time here
+    assert cube.sizes["time"] == len(days)
+    assert cube.data.npartitions == len(days) * 2 * len(cube.chunks[2]) * len(cube.chunks[3])
