@@ -15,7 +15,14 @@ from importlib.metadata import PackageNotFoundError, version
 
 from . import indices
 from .aoi import aoi_hull, geocode, read_aoi
-from .catalog import LocalCatalog
+from .catalog import (
+    CDSECatalog,
+    DHuSCatalog,
+    DownloadResult,
+    LocalCatalog,
+    STACCatalog,
+    coverage,
+)
 from .cube import open_cube
 from .exceptions import (
     AOIError,
@@ -38,18 +45,23 @@ except PackageNotFoundError:  # running from a source tree without installing
 __all__ = [
     "AOIError",
     "BandFile",
+    "CDSECatalog",
     "CatalogError",
+    "DHuSCatalog",
+    "DownloadResult",
     "LocalCatalog",
     "MissingExtraError",
     "Product",
     "ProductError",
     "SentinelCubeError",
+    "STACCatalog",
     "SentinelCubeWarning",
     "WriteReport",
     "__version__",
     "aggregate",
     "aoi_hull",
     "clip",
+    "coverage",
     "cube_percentiles",
     "geocode",
     "indices",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import operator
 import re
 from pathlib import Path
+from typing import Any
 
 import click
 import numpy as np
@@ -46,7 +47,7 @@ def parse_where(expression: str, cube: xr.DataArray) -> xr.DataArray:
                 f"--where: {name!r} is not a per-time coordinate; use one of {', '.join(per_time)}"
             )
         values = cube[name]
-        value: object = raw.strip("'\"")
+        value: Any = raw.strip("'\"")
         if values.dtype.kind in "iuf":
             value = float(raw)
         elif values.dtype.kind == "M":

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from . import __version__
+from ._cli_catalog import _ManyValues
 from .exceptions import SentinelCubeError
 
 __all__ = ["main"]
@@ -100,88 +101,6 @@ def info(path: Path) -> None:
 
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f} %"
-
-
-@main.command()
-@click.option(
-    "--catalog",
-    "catalog",
-    default="local:.",
-    show_default=True,
-    help="Catalogue to search: local:DIR (a folder of .SAFE/.zip products).",
-)
-@click.option(
-    "--aoi",
-    type=str,
-    default=None,
-    help="AOI: vector file, WKT, or 'minx,miny,maxx,maxy' in degrees.",
-)
-@click.option("--start", type=str, default=None, help="First day (YYYY-MM-DD).")
-@click.option("--end", type=str, default=None, help="Last day, included (YYYY-MM-DD).")
-@click.option("--cloud", type=(float, float), default=None, help="Cloud cover range LO HI (%).")
-@click.option("--producttype", type=click.Choice(["S2MSI1C", "S2MSI2A"]), default=None)
-@click.option("--tile", "tiles", multiple=True, help="MGRS tile id (repeatable).")
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Write the products table (.geojson, .gpkg, .parquet or .csv).",
-)
-def search(catalog, aoi, start, end, cloud, producttype, tiles, out) -> None:
-    """Search a catalogue and print the matching products."""
-    from ._summary import metadata_summary, products_table, write_products
-    from .catalog import LocalCatalog
-
-    kind, _, target = catalog.partition(":")
-    if kind != "local":
-        raise click.BadParameter(
-            f"unsupported catalogue {catalog!r}; use local:DIR", param_hint="--catalog"
-        )
-    if aoi and "," in aoi and not Path(aoi).exists():
-        aoi = tuple(float(v) for v in aoi.split(","))
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            products = LocalCatalog(target or ".").search(
-                aoi=aoi,
-                date=(start, end) if (start or end) else None,
-                producttype=producttype,
-                cloudcoverpercentage=cloud,
-                tileid=list(tiles) or None,
-            )
-        for warning in caught:
-            click.echo(f"warning: {warning.message}", err=True)
-    except (SentinelCubeError, ValueError) as error:
-        raise _fail(error) from error
-    click.echo(products_table(products))
-    click.echo(metadata_summary(products))
-    if out is not None:
-        write_products(products, str(out))
-        click.echo(f"wrote {out}")
-
-
-class _ManyValues(click.Option):
-    """An option taking several space-separated values: ``--bands B02 B03 B04``.
-
-    click options take a fixed number of values; this one consumes every
-    following argument up to the next option.
-    """
-
-    def add_to_parser(self, parser, ctx):
-        super().add_to_parser(parser, ctx)
-        for name in self.opts:
-            option = parser._long_opt.get(name) or parser._short_opt.get(name)
-            if option is None:
-                continue
-            original = option.process
-
-            def process(value, state, _original=original):
-                values = [value]
-                while state.rargs and not state.rargs[0].startswith("-"):
-                    values.append(state.rargs.pop(0))
-                _original(" ".join(values), state)
-
-            option.process = process
 
 
 def _split(value: str | None) -> list[str]:
@@ -315,8 +234,12 @@ def _client(scheduler: str | None) -> Iterator[Any]:
 
 
 def _register() -> None:
+    from ._cli_catalog import download as download_command
+    from ._cli_catalog import search as search_command
     from ._cli_ops import aggregate_command, clip_command, stretch_command
 
+    main.add_command(search_command, "search")
+    main.add_command(download_command, "download")
     for command in (clip_command, stretch_command, aggregate_command):
         main.add_command(command)
 

@@ -204,7 +204,7 @@ def _masked_array(data: da.Array, y_axis: int, x_axis: int, geometry: BaseGeomet
             layer[out_key] = (np.full, block_shape, fill, data.dtype)
         else:
             layer[out_key] = (_apply, key, (mask_name, iy, ix), fill, y_axis, x_axis)
-    graph = HighLevelGraph.from_collections(name, layer, dependencies=[data])
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=[data])  # type: ignore[list-item]
     return da.Array(graph, name, data.chunks, dtype=data.dtype, meta=data._meta)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import dask.array as da
 import numpy as np
@@ -68,15 +69,16 @@ def cube_percentiles(
         values = _radix_percentiles(data, n_keep, tuple(percentiles))
     else:
         hist = _histograms(data, n_keep, grid=(method == "grid"))
-        values = hist.map_blocks(
+        values = da.map_blocks(
             _percentiles_of,
+            hist,
             percentiles=tuple(percentiles),
             dtype_name=str(cube.dtype),
             grid=method == "grid",
             chunks=(*hist.chunks[:-1], (len(percentiles),)),
             dtype=np.float64,
         )
-    coords = {d: cube[d] for d in keep if d in cube.coords}
+    coords: dict[Any, Any] = {d: cube[d] for d in keep if d in cube.coords}
     coords["percentile"] = ("percentile", np.asarray(percentiles, dtype=np.float64))
     return xr.DataArray(values, dims=(*keep, "percentile"), coords=coords, name="percentiles")
 
@@ -130,7 +132,7 @@ def stretch(
     scaled = ((values - low) / span.where(span > 0)).fillna(0).where(values.notnull())
     scaled = scaled.clip(0, 1)
     if out == "uint8":
-        result = np.rint(scaled * 255).fillna(0).astype(np.uint8)
+        result = (scaled * 255).round().fillna(0).astype(np.uint8)  # round half to even, as rint
     else:
         result = scaled.astype(np.float32)
     result = result.transpose(*cube.dims)
@@ -166,8 +168,9 @@ def _histograms(data: da.Array, n_keep: int, grid: bool) -> da.Array:
     """Histogram per kept index: shape (kept..., bins), summed over reduced axes."""
     n_bins = N_BINS + 1 if grid else N_BINS
     block_chunks = [c if axis < n_keep else (1,) * len(c) for axis, c in enumerate(data.chunks)]
-    per_block = data.map_blocks(
+    per_block = da.map_blocks(
         _block_histograms,
+        data,
         n_keep=n_keep,
         grid=grid,
         new_axis=data.ndim,
@@ -251,8 +254,9 @@ def _radix_sum(data: da.Array, n_keep: int, targets: np.ndarray | None) -> np.nd
     """Run one radix pass over the whole array and sum the per-block histograms."""
     n_targets = 1 if targets is None else targets.shape[-1]
     block_chunks = [c if axis < n_keep else (1,) * len(c) for axis, c in enumerate(data.chunks)]
-    per_block = data.map_blocks(
+    per_block = da.map_blocks(
         _radix_pass,
+        data,
         n_keep=n_keep,
         targets=targets,
         new_axis=[data.ndim, data.ndim + 1],
@@ -295,6 +299,7 @@ def _radix_percentiles(data: da.Array, n_keep: int, percentiles: tuple[float, ..
             low_bits = int(np.searchsorted(np.cumsum(low[g, t]), ranks[g, t] - before, "right"))
             values.append(_key_to_float((high_bin << 16) | low_bits))
         for j in range(n_p):
-            a, b, t = values[2 * j], values[2 * j + 1], float(gammas[g, j])
-            result[g, j] = float(b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t)
+            a, b, gamma = values[2 * j], values[2 * j + 1], float(gammas[g, j])
+            lerp = b - (b - a) * (1 - gamma) if gamma >= 0.5 else a + (b - a) * gamma
+            result[g, j] = float(lerp)
     return result.reshape(*kept_shape, n_p)

@@ -56,8 +56,19 @@ from ._scene import (
     reflectance,
     scene_class,
 )
+from ._servers import Faults, LoopbackServer, ServedProduct, served_archive
+from ._servers_cdse import CDSEServer
+from ._servers_dhus import DHuSServer
+from ._servers_stac import STACServer
 
 __all__ = [
+    "CDSEServer",
+    "DHuSServer",
+    "Faults",
+    "LoopbackServer",
+    "STACServer",
+    "ServedProduct",
+    "served_archive",
     "ALLOWED_SCALES",
     "BREAK_MODES",
     "BUDAPEST_TILES",
