@@ -50,8 +50,9 @@ GDAL_DEFAULTS: dict[str, str | int | bool] = {
     # dask already runs one task per core: one decoding thread per task avoids
     # oversubscribing the cores (OpenJPEG would otherwise start a thread per core).
     "GDAL_NUM_THREADS": 1,
-    # a 1024 x 1024 uint16 JP2 tile decodes to 2 MB; keep a few per process.
-    "GDAL_CACHEMAX": 256,
+    # a 1024 x 1024 uint16 JP2 tile decodes to 2 MB and tile-aligned chunks rarely
+    # read a tile twice: a small block cache keeps workers' memory low.
+    "GDAL_CACHEMAX": 64,
     # .SAFE folders hold dozens of files: do not list folders on every open.
     "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
     # product zips are read through /vsizip/: cache their blocks.
@@ -67,7 +68,7 @@ _EPS = 1e-6
 #: same file in the same thread reuse its handle. Handles never leave their
 #: thread (rasterio datasets are not thread-safe) and are keyed by the file's
 #: size and modification time, so a replaced file is opened afresh.
-MAX_OPEN_PER_THREAD = 16
+MAX_OPEN_PER_THREAD = 8
 _LOCAL = threading.local()
 
 #: Error tolerance (in source pixels) of the warper's transformation. GDAL's usual
