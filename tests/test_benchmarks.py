@@ -1,0 +1,122 @@
+"""Run every asv benchmark once on tiny archives (scale 61), so the benchmarks never rot."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import itertools
+import math
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+BENCH_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
+MODULES = sorted(p.stem for p in BENCH_DIR.glob("bench_*.py"))
+PREFIXES = ("time_", "timeraw_", "mem_", "peakmem_", "track_")
+
+
+@pytest.fixture(scope="session")
+def bench_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache folder for the whole session: archives are generated once."""
+    return tmp_path_factory.mktemp("bench-cache")
+
+
+@pytest.fixture
+def bench_package(bench_cache: Path, monkeypatch: pytest.MonkeyPatch):
+    """Set the scale and cache folder, then load ``benchmarks`` afresh from its folder."""
+    monkeypatch.setenv("SENTINEL_CUBE_BENCH_SCALE", "61")
+    monkeypatch.setenv("SENTINEL_CUBE_BENCH_DIR", str(bench_cache))
+    stale = [name for name in sys.modules if name == "benchmarks" or name.startswith("benchmarks.")]
+    for name in stale:
+        monkeypatch.delitem(sys.modules, name)
+    spec = importlib.util.spec_from_file_location(
+        "benchmarks", BENCH_DIR / "__init__.py", submodule_search_locations=[str(BENCH_DIR)]
+    )
+    assert spec is not None and spec.loader is not None
+    package = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "benchmarks", package)
+    spec.loader.exec_module(package)
+    yield package
+    for name in [n for n in sys.modules if n.startswith("benchmarks.")]:
+        del sys.modules[name]
+
+
+def _combinations(owner: Any) -> list[tuple[Any, ...]]:
+    """Parameter combinations of a benchmark, as asv expands them."""
+    params = getattr(owner, "params", [])
+    if not params:
+        return [()]
+    if not isinstance(params[0], list | tuple):
+        params = [params]
+    return list(itertools.product(*params))
+
+
+def _benchmarks(module: ModuleType) -> list[tuple[type | None, str]]:
+    """(class or None, name) of every benchmark asv would find in ``module``."""
+    found: list[tuple[type | None, str]] = []
+    for name, obj in vars(module).items():
+        if name.startswith("_"):
+            continue
+        if inspect.isclass(obj) and obj.__module__ == module.__name__:
+            found += [(obj, attr) for attr in dir(obj) if attr.startswith(PREFIXES)]
+        elif inspect.isfunction(obj) and name.startswith(PREFIXES):
+            found.append((None, name))
+    return found
+
+
+def _check_result(name: str, value: Any) -> None:
+    if name.startswith("track_"):
+        assert isinstance(value, int | float) and math.isfinite(value), (name, value)
+        assert value > 0, f"{name} returned {value}"
+
+
+def _run(module: ModuleType, owner: type | None, name: str, params: tuple[Any, ...]) -> None:
+    instance = owner() if owner is not None else None
+    target = module if instance is None else instance
+    setup = getattr(target, "setup", None)
+    teardown = getattr(target, "teardown", None)
+    if setup is not None:
+        setup(*params)
+    try:
+        value = getattr(target, name)(*params)
+        if name.startswith("timeraw_"):  # the code asv would time in a fresh interpreter
+            exec(compile(value, f"<{name}>", "exec"), {})
+        _check_result(name, value)
+    finally:
+        if teardown is not None:
+            teardown(*params)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("module_name", MODULES)
+def test_every_benchmark_runs_once(bench_package: ModuleType, module_name: str) -> None:
+    module = importlib.import_module(f"benchmarks.{module_name}")
+    benchmarks = _benchmarks(module)
+    assert benchmarks, f"{module_name} defines no benchmark"
+    timings = []
+    for owner, name in benchmarks:
+        for params in _combinations(owner if owner is not None else getattr(module, name)):
+            label = f"{owner.__name__ + '.' if owner else ''}{name}{list(params) or ''}"
+            started = time.perf_counter()
+            _run(module, owner, name, params)
+            timings.append((time.perf_counter() - started, label))
+    slowest = ", ".join(f"{label} {seconds:.1f}s" for seconds, label in sorted(timings)[-3:])
+    print(f"{module_name}: {len(timings)} runs; slowest: {slowest}")
+
+
+def test_data_cache_is_keyed_and_reused(bench_package: ModuleType) -> None:
+    data = importlib.import_module("benchmarks._data")
+    assert data.bench_scale() == 61
+    first = data.ingest_archive(dates=1)
+    assert all(p.exists() for p in first.paths) and len(first.paths) == 2
+    stamp = (first.root / "archive.json").stat().st_mtime_ns
+    again = data.ingest_archive(dates=1)
+    assert again.root == first.root  # same parameters: same folder, not regenerated
+    assert (again.root / "archive.json").stat().st_mtime_ns == stamp
+    assert data.ingest_archive(dates=2).root != first.root  # other parameters: other folder
+    assert not list(first.root.parent.glob(".*"))  # no temporary folder left behind
