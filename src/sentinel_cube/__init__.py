@@ -13,7 +13,7 @@ Examples
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import indices
+from . import analysis, indices, plot
 from .aoi import aoi_hull, geocode, read_aoi
 from .catalog import (
     CDSECatalog,
@@ -59,6 +59,7 @@ __all__ = [
     "WriteReport",
     "__version__",
     "aggregate",
+    "analysis",
     "aoi_hull",
     "clip",
     "coverage",
@@ -68,6 +69,7 @@ __all__ = [
     "mask_clouds",
     "open_cube",
     "open_zarr",
+    "plot",
     "read_aoi",
     "read_product",
     "stretch",

@@ -237,10 +237,11 @@ def _register() -> None:
     from ._cli_catalog import download as download_command
     from ._cli_catalog import search as search_command
     from ._cli_ops import aggregate_command, clip_command, stretch_command
+    from ._cli_report import report_command
 
     main.add_command(search_command, "search")
     main.add_command(download_command, "download")
-    for command in (clip_command, stretch_command, aggregate_command):
+    for command in (clip_command, stretch_command, aggregate_command, report_command):
         main.add_command(command)
 
 
