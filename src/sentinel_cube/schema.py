@@ -20,18 +20,18 @@ __all__ = ["COLUMNS", "empty_products", "normalize_products", "products_frame"]
 
 #: Core columns and their pandas dtypes, in display order.
 COLUMNS: dict[str, str] = {
-    "title": "string",
+    "title": "string[python]",
     "beginposition": "datetime64[ns, UTC]",
     "endposition": "datetime64[ns, UTC]",
     "ingestiondate": "datetime64[ns, UTC]",
-    "platformname": "string",
-    "platformserialidentifier": "string",
-    "producttype": "string",
-    "processinglevel": "string",
-    "processingbaseline": "string",
-    "tileid": "string",
+    "platformname": "string[python]",
+    "platformserialidentifier": "string[python]",
+    "producttype": "string[python]",
+    "processinglevel": "string[python]",
+    "processingbaseline": "string[python]",
+    "tileid": "string[python]",
     "relativeorbitnumber": "Int64",
-    "orbitdirection": "string",
+    "orbitdirection": "string[python]",
     "cloudcoverpercentage": "float64",
     "vegetationpercentage": "float64",
     "waterpercentage": "float64",
@@ -39,9 +39,9 @@ COLUMNS: dict[str, str] = {
     "notvegetatedpercentage": "float64",
     "size": "Int64",
     "online": "boolean",
-    "checksum": "string",
+    "checksum": "string[python]",
     "epsg": "Int64",
-    "path": "string",
+    "path": "string[python]",
 }
 
 INDEX_NAME = "product_id"
@@ -52,7 +52,7 @@ _LEVEL_NAMES = {"L1C": "Level-1C", "L2A": "Level-2A"}
 def empty_products() -> gpd.GeoDataFrame:
     """An empty products table with every column and the right dtypes."""
     frame = pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in COLUMNS.items()})
-    frame.index = pd.Index([], dtype="string", name=INDEX_NAME)
+    frame.index = pd.Index([], dtype="string[python]", name=INDEX_NAME)
     return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries([], crs=4326), crs=4326)
 
 
@@ -123,8 +123,12 @@ def normalize_products(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         else:
             frame[name] = frame[name].astype(dtype)
     extras = [c for c in frame.columns if c not in COLUMNS and c != "geometry"]
+    for name in extras:
+        if frame[name].dtype.kind != "O" and pd.api.types.is_string_dtype(frame[name].dtype):
+            # pandas 3 stores text in pyarrow arrays, which holoviews/bokeh cannot reshape
+            frame[name] = frame[name].astype("string[python]")
     frame = frame[[*COLUMNS, *extras, "geometry"]]
-    frame.index = frame.index.astype("string")
+    frame.index = frame.index.astype("string[python]")
     frame.index.name = INDEX_NAME
     frame = frame.sort_values(["beginposition", "tileid"], kind="stable")
     if frame.crs is None:

@@ -122,3 +122,19 @@ def thin_mpl_labels(plot: Any, element: Any) -> None:
     step = -(-len(labels) // MAX_AXIS_LABELS)
     for i, label in enumerate(labels):
         label.set_visible(i % step == 0)
+
+
+def plain_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with text columns as Python objects.
+
+    pandas 3 keeps text in pyarrow-backed arrays, which holoviews and bokeh cannot
+    reshape when they compute ranges; object columns work with every version.
+    """
+    out = frame.copy()
+    for column in out.columns:
+        dtype = out[column].dtype
+        if dtype.kind != "O" and pd.api.types.is_string_dtype(dtype):
+            out[column] = out[column].astype(object)
+    if out.index.dtype.kind != "O" and pd.api.types.is_string_dtype(out.index.dtype):
+        out.index = out.index.astype(object)
+    return out

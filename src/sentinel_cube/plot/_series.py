@@ -16,6 +16,7 @@ from ._common import (
     column_label,
     holoviews,
     period_labels,
+    plain_frame,
     style,
     thin_mpl_labels,
 )
@@ -83,13 +84,13 @@ def acquisitions_plot(
             "hooks": [_thin],
         }
         if column is None:
-            bars = hv.Bars(frame, kdims, vdim)
+            bars = hv.Bars(plain_frame(frame), kdims, vdim)
             bokeh["color"] = "#3b75af"
             both: dict[str, Any] = {}
         else:
             frame[column] = frame[column].astype(str)
             kdims.append(hv.Dimension(column, label=column_label(column)))
-            bars = hv.Bars(frame, kdims, vdim)
+            bars = hv.Bars(plain_frame(frame), kdims, vdim)
             bokeh.update(color=column, cmap="Category10")
             # products add up across groups (stacked); a day may serve several groups (side
             # by side)
@@ -246,7 +247,7 @@ def correlation_plot(
     coefficient = hv.Dimension("r", label=f"{method} r", range=(-1, 1))
     ticks = list(enumerate(names))
     heatmap = style(
-        hv.HeatMap(frame, ["column", "row"], [coefficient, "pair", "text"]),
+        hv.HeatMap(plain_frame(frame), ["column", "row"], [coefficient, "pair", "text"]),
         both={
             "cmap": "RdBu_r",
             "clim": (-1, 1),
@@ -267,7 +268,7 @@ def correlation_plot(
         matplotlib={"aspect": 1, "fig_size": 150, "show_values": False},
     )
     labels = style(
-        hv.Labels(frame, ["column", "row"], "text"),
+        hv.Labels(plain_frame(frame), ["column", "row"], "text"),
         bokeh={"text_color": "black", "text_font_size": "11pt"},
         matplotlib={"color": "black", "size": 11},
     )
