@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
@@ -124,7 +125,7 @@ def normalize_products(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
             frame[name] = frame[name].astype(dtype)
     extras = [c for c in frame.columns if c not in COLUMNS and c != "geometry"]
     for name in extras:
-        if frame[name].dtype.kind != "O" and pd.api.types.is_string_dtype(frame[name].dtype):
+        if frame[name].dtype != np.dtype("O") and pd.api.types.is_string_dtype(frame[name].dtype):
             # pandas 3 stores text in pyarrow arrays, which holoviews/bokeh cannot reshape
             frame[name] = frame[name].astype("string[python]")
     frame = frame[[*COLUMNS, *extras, "geometry"]]

@@ -6,6 +6,7 @@ import importlib
 import importlib.util
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..analysis._common import column_label
@@ -133,8 +134,8 @@ def plain_frame(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.copy()
     for column in out.columns:
         dtype = out[column].dtype
-        if dtype.kind != "O" and pd.api.types.is_string_dtype(dtype):
+        if dtype != np.dtype("O") and pd.api.types.is_string_dtype(dtype):
             out[column] = out[column].astype(object)
-    if out.index.dtype.kind != "O" and pd.api.types.is_string_dtype(out.index.dtype):
+    if out.index.dtype != np.dtype("O") and pd.api.types.is_string_dtype(out.index.dtype):
         out.index = out.index.astype(object)
     return out
