@@ -44,6 +44,7 @@ Usage (from the repository root, with ``sentinel_cube`` importable)::
     python -m benchmarks.compare_ingest --scale 10                 # quick, ~1 min
     python -m benchmarks.compare_ingest --out results.json         # full size
     python -m benchmarks.compare_ingest --scale 10 --only gdal,sentinel_cube --rounds 1
+    python -m benchmarks.compare_ingest --out results.json --resume   # after an interruption
 """
 
 from __future__ import annotations
@@ -690,6 +691,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "note": "shared machine: other processes may have been running (see loadavg)",
     }
     runs: dict[str, list[dict[str, Any]]] = {m: [] for m in methods}
+    if args.resume and args.out and args.out.exists():
+        saved = json.loads(args.out.read_text(encoding="utf-8"))
+        same = {k: v for k, v in saved["config"].items() if k != "rounds"}
+        if same != {k: v for k, v in config.items() if k != "rounds"}:
+            raise SystemExit(f"{args.out} holds another configuration: {saved['config']}")
+        for name, summary in saved["methods"].items():
+            if name in runs:
+                runs[name] = summary["runs"][: args.rounds]
+        machine["started"] = saved["machine"]["started"]
+        print(f"resuming: {sum(map(len, runs.values()))} runs read from {args.out}", flush=True)
 
     def report(complete: bool) -> dict[str, Any]:
         summaries = {m: _summary(m, runs[m]) for m in methods if runs[m]}
@@ -711,6 +722,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         for round_index in range(args.rounds):
             for method in methods:
+                if len(runs[method]) > round_index:  # measured before (--resume)
+                    continue
                 tag = f"{method}-{round_index}"
                 job = _job(method, products, union, work / f"{tag}.zarr")
                 result = _run_worker(job, work, tag, args.timeout)
@@ -738,6 +751,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3, help="runs of each method (medians)")
     parser.add_argument("--only", default="", help=f"comma-separated subset of {list(METHODS)}")
     parser.add_argument("--out", type=Path, help="write the full report as JSON here")
+    parser.add_argument(
+        "--resume", action="store_true", help="keep the runs already in --out, do the rest"
+    )
     parser.add_argument("--workdir", default=None, help="folder for temporary Zarr stores")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per run")
     parser.add_argument("--report", type=Path, help="only print the table of a saved JSON")
