@@ -138,8 +138,11 @@ def test_redirected_downloads_keep_the_token_on_the_same_site(zips, tmp_path):
         hops = server.requests_to("/$value")
         assert [h.path.split("/")[1] for h in hops] == ["download", "zipper"]
         assert all(h.authorized for h in hops)
-    assert same_site("https://download.dataspace.copernicus.eu/x",
-                     "https://zipper.dataspace.copernicus.eu/y", (".dataspace.copernicus.eu",))
+    assert same_site(
+        "https://download.dataspace.copernicus.eu/x",
+        "https://zipper.dataspace.copernicus.eu/y",
+        (".dataspace.copernicus.eu",),
+    )
     assert not same_site("https://download.dataspace.copernicus.eu/x", "https://example.com/y",
                          (".dataspace.copernicus.eu",))  # fmt: skip
     assert not same_site("https://host/x", "http://host/y")

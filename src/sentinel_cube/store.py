@@ -167,17 +167,13 @@ def to_zarr(
                disable=progress is not True or not order)  # fmt: skip
     for done, t in enumerate(order, start=1):
         slot = slots[t]
-        # one band and one row of chunks per compute: however busy the machine, no
-        # more than a row of chunks waits in memory for its turn to be written
-        for b in range(cube.sizes["band"]):
-            for y0 in range(0, cube.sizes["y"], chunk_y):
-                y1 = min(y0 + chunk_y, cube.sizes["y"])
-                da.store(
-                    data[t : t + 1, b : b + 1, y0:y1],
-                    target,  # type: ignore[arg-type]
-                    regions=(slice(slot, slot + 1), slice(b, b + 1), slice(y0, y1), slice(None)),
-                    lock=False,
-                )
+        # one compute per time step, committed when it returns
+        da.store(
+            data[t : t + 1],
+            target,  # type: ignore[arg-type]
+            regions=(slice(slot, slot + 1), slice(None), slice(None), slice(None)),
+            lock=False,
+        )
         _commit(path, slot)
         bar.update()
         if callable(progress):
