@@ -10,11 +10,13 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
+import shapely
 from click.testing import CliRunner
+from pyproj import Transformer
 
 import sentinel_cube as sc
 from sentinel_cube.cli import main
-from sentinel_cube.testing import default_specs, make_archive
+from sentinel_cube.testing import DEMO_DATES, default_specs, make_archive
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -38,19 +40,49 @@ def test_version_and_module_entry_point():
     assert sc.__version__ in result.stdout
 
 
-def test_demo_generates_lists_and_summarises(tmp_path):
+def _equal_area_fraction(footprint, aoi) -> float:
+    """Share of the AOI's area inside a footprint, in the AOI's Lambert equal-area projection."""
+    centre = aoi.centroid
+    project = Transformer.from_crs(
+        4326, f"+proj=laea +lat_0={centre.y} +lon_0={centre.x} +datum=WGS84", always_xy=True
+    ).transform
+    area = shapely.transform(aoi, project, interleaved=False)
+    return (
+        shapely.transform(footprint, project, interleaved=False).intersection(area).area / area.area
+    )
+
+
+def test_demo_runs_the_whole_pipeline_through_a_loopback_catalogue(tmp_path):
     out = tmp_path / "demo"
     result = CliRunner().invoke(main, ["demo", "--out", str(out), "--scale", "61"])
     assert result.exit_code == 0, result.output
+    aoi = sc.read_aoi(out / "aoi.geojson")
+    # the hub: every generated zip; the expected selection is computed from the zips' own
+    # footprints: the products that intersect the AOI in the date range and cover >= 99 %
+    hub = sorted((out / "hub").glob("*.zip"))
+    assert len(hub) == 2 * len(DEMO_DATES) + 3
+    served = [sc.read_product(p, require_bands=None) for p in hub]
+    fractions = {p.product_id: _equal_area_fraction(p.footprint, aoi) for p in served}
+    partial = {k for k, v in fractions.items() if 0 < v < 0.99}
+    expected = {k for k, v in fractions.items() if v >= 0.99}
+    assert len(partial) == 3 and len(expected) == len(DEMO_DATES)  # orbit 36 cut, tile 34TCT
     products = gpd.read_file(out / "products.geojson")
-    on_disk = [p for p in (out / "archive").iterdir() if p.suffix == ".SAFE"]
-    assert len(on_disk) == 18  # 2 tiles x 9 dates
-    assert 0 < len(products) <= len(on_disk)
+    assert set(products["title"]) == expected
+    np.testing.assert_allclose(
+        products.set_index("title")["aoi_fraction"].sort_index(),
+        [fractions[k] for k in sorted(expected)], atol=1e-3,
+    )  # fmt: skip
+    assert products["vegetationpercentage"].notna().all()  # enriched from the served MTDs
+    # only the asked bands were downloaded, as partial SAFEs
+    downloaded = sorted((out / "downloads").glob("*.SAFE"))
+    assert {p.name.removesuffix(".SAFE") for p in downloaded} == expected
+    bands = {f.name.split("_")[2] for f in downloaded[0].rglob("*.jp2")}
+    assert bands == {"B02", "B03", "B04", "B08", "SCL"}
     assert "acquisitions per month" in result.output
-    assert str(out / "products.geojson") in result.output
-    assert (out / "aoi.geojson").exists()
+    for name in ("products.geojson", "budapest.zarr", "budapest_rgb.png", "report"):
+        assert str(out / name) in result.output
     cube = sc.open_zarr(out / "budapest.zarr")
-    assert cube.sizes["time"] == len(products)  # one AOI tile, one step per date
+    assert cube.sizes["time"] == len(expected)  # one AOI tile, one step per date
     assert list(cube.band.values) == ["B02", "B03", "B04", "B08"]
     assert cube.rio.crs.to_epsg() == 32634
     with rasterio.open(out / "budapest_rgb.png") as png:
@@ -59,6 +91,9 @@ def test_demo_generates_lists_and_summarises(tmp_path):
         assert (alpha == 0).any() and (alpha == 255).any()
     monthly = sc.open_zarr(out / "budapest_monthly.zarr")
     assert [str(t)[:7] for t in monthly.time.values] == ["2023-06", "2023-07", "2023-08", "2023-09"]
+    index = (out / "report" / "index.html").read_text()
+    assert all((out / "report" / page).exists() for page in ("footprints.html", "cube.html"))
+    assert "footprints.html" in index and "cube.html" in index
 
 
 @pytest.fixture(scope="module")

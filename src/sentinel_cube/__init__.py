@@ -42,6 +42,8 @@ try:
 except PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0+unknown"
 
+from ._report import write_report  # noqa: E402  (the report stamps __version__)
+
 __all__ = [
     "AOIError",
     "BandFile",
@@ -76,4 +78,5 @@ __all__ = [
     "to_geotiff",
     "to_png",
     "to_zarr",
+    "write_report",
 ]

@@ -1,66 +1,50 @@
-"""``sentinel-cube demo``: the pipeline, offline, on a generated Budapest-area archive."""
+"""``sentinel-cube demo``: the whole pipeline, offline, on a generated Budapest-area archive.
+
+The products are served by a loopback stand-in of the Copernicus Data Space
+(:class:`sentinel_cube.testing.CDSEServer`), so search, metadata enrichment, login
+and band-only download run through the same :class:`sentinel_cube.CDSECatalog`
+code as against the real service.
+"""
 
 from __future__ import annotations
 
 import json
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from shapely.geometry import Polygon, mapping
+from shapely.geometry import mapping
 
 from . import indices
+from ._report import write_report
 from ._summary import metadata_summary, products_table, write_products
-from .catalog import LocalCatalog
+from .analysis import coverage_summary
+from .catalog import CDSECatalog, coverage
 from .cube import open_cube
+from .exceptions import SentinelCubeError
 from .export import to_png
 from .ops import aggregate, clip, stretch
 from .store import open_zarr, to_zarr
-from .testing import BUDAPEST_TILES, make_archive
+from .testing import BUDAPEST_TILES, DEMO_AOI, DEMO_DATES, CDSEServer, demo_specs, make_archive
 
-__all__ = ["DEMO_AOI", "DEMO_DATES", "run_demo"]
-
-#: A rough outline of central Budapest drawn for the demo (lon, lat).
-DEMO_AOI = Polygon(
-    [
-        (18.98, 47.47),
-        (19.01, 47.43),
-        (19.08, 47.42),
-        (19.15, 47.45),
-        (19.17, 47.50),
-        (19.14, 47.56),
-        (19.07, 47.58),
-        (19.01, 47.56),
-        (18.98, 47.47),
-    ]
-)
+__all__ = ["DEMO_BANDS", "FULL_COVERAGE", "run_demo"]
 
 #: Bands of the demo cube.
 DEMO_BANDS = ("B02", "B03", "B04", "B08")
 
-#: Acquisition days of the demo archive (relative orbit 79, summer 2023).
-DEMO_DATES = (
-    "2023-06-06",
-    "2023-06-16",
-    "2023-06-26",
-    "2023-07-06",
-    "2023-07-16",
-    "2023-07-31",
-    "2023-08-10",
-    "2023-08-20",
-    "2023-09-04",
-)
+#: Products covering at least this share of the AOI are kept (the tutorial's filter).
+FULL_COVERAGE = 0.99
 
 
-def run_demo(out: Path, scale: int = 30, echo: Callable[[str], None] = print) -> dict[str, Path]:
-    """The offline pipeline: generate, search, summarise, cube, Zarr, clip, RGB, monthly.
+def run_demo(out: Path, scale: int = 10, echo: Callable[[str], None] = print) -> dict[str, Path]:
+    """The offline pipeline: generate, search, coverage, download, cube, clip, RGB, monthly, report.
 
     Parameters
     ----------
     out
-        Output folder (created); the archive goes to ``out/archive``.
+        Output folder (created): ``hub/`` holds the served zips, ``downloads/`` the
+        partial products fetched from the loopback catalogue.
     scale
         Pixel-size multiplier of the generated tiles (1 = full size; see
         :func:`sentinel_cube.testing.make_archive`).
@@ -74,58 +58,64 @@ def run_demo(out: Path, scale: int = 30, echo: Callable[[str], None] = print) ->
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    archive = out / "archive"
-    outputs: dict[str, Path] = {"archive": archive}
-
+    hub = out / "hub"
+    outputs: dict[str, Path] = {}
     started = time.perf_counter()
+    specs = demo_specs()
     echo(
-        f"1. generating {len(BUDAPEST_TILES)} tiles x {len(DEMO_DATES)} dates of L2A products "
-        f"(tiles {', '.join(BUDAPEST_TILES)}, scale 1/{scale}) in {archive}"
+        f"1. generating {len(specs)} zipped L2A products as a hub would deliver them "
+        f"(tiles {', '.join(BUDAPEST_TILES)}, orbits 79 and 36, scale 1/{scale}) in {hub}"
     )
-    paths = make_archive(
-        archive, tiles=BUDAPEST_TILES, dates=DEMO_DATES, levels=("L2A",), scale=scale
-    )
-    echo(f"   {len(paths)} products written in {time.perf_counter() - started:.1f} s")
+    zips = make_archive(hub, specs, scale=scale, zipped=True)
+    echo(f"   {len(zips)} products written in {time.perf_counter() - started:.1f} s")
 
     aoi_path = out / "aoi.geojson"
-    aoi_path.write_text(
-        json.dumps(
-            {
-                "type": "Feature",
-                "properties": {"name": "Budapest (demo)"},
-                "geometry": mapping(DEMO_AOI),
-            }
-        )
-    )
+    aoi_path.write_text(json.dumps({"type": "Feature", "properties": {"name": "Budapest (demo)"},
+                                    "geometry": mapping(DEMO_AOI)}))  # fmt: skip
     outputs["aoi"] = aoi_path
     echo(f"2. area of interest: {aoi_path}")
 
-    step = time.perf_counter()
-    catalog = LocalCatalog(archive, cache_dir=out / ".cache")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        products = catalog.search(
-            aoi_path, date=(DEMO_DATES[0], DEMO_DATES[-1]), producttype="S2MSI2A"
+    with CDSEServer(zips) as server:
+        (user, password), *_ = server.users.items()
+        catalog = CDSECatalog(user, password, **server.catalog_kwargs)
+        step = time.perf_counter()
+        found = catalog.search(aoi_path, date=(DEMO_DATES[0], DEMO_DATES[-1]),
+                               producttype="S2MSI2A", enrich=True)  # fmt: skip
+        echo(
+            f"3. searched a loopback Copernicus Data Space at {server.url} (the real "
+            f"CDSECatalog client): {len(found)} products intersect the AOI; their MTD files "
+            f"filled the land-cover percentages ({time.perf_counter() - step:.2f} s)"
         )
-    for warning in caught:
-        echo(f"   warning: {warning.message}")
-    echo(
-        f"3. searched the local catalogue: {len(products)} products intersect the AOI "
-        f"({time.perf_counter() - step:.2f} s)"
-    )
-    echo(products_table(products))
+        found = coverage(found, aoi_path)
+        products = found[found.aoi_fraction >= FULL_COVERAGE].reset_index(drop=True)
+        echo(f"4. coverage of the AOI by tile and orbit; kept the {len(products)} products "
+             f"covering at least {FULL_COVERAGE:.0%} of it")  # fmt: skip
+        echo(coverage_summary(found).round(2).to_string())
+        if products.empty:
+            raise SentinelCubeError("no product covers the demo AOI: the archive is broken")
+        echo(products_table(products))
+        echo(metadata_summary(products))
+        for suffix in ("geojson", "csv"):
+            path = out / f"products.{suffix}"
+            write_products(products, str(path))
+            outputs[f"products.{suffix}"] = path
 
-    echo("4. metadata summary")
-    echo(metadata_summary(products))
-    for suffix in ("geojson", "csv"):
-        path = out / f"products.{suffix}"
-        write_products(products, str(path))
-        outputs[f"products.{suffix}"] = path
+        step = time.perf_counter()
+        downloads = out / "downloads"
+        result = catalog.download(products, downloads, bands=[*DEMO_BANDS, "SCL"], progress=False)
+        if not result.ok:
+            raise SentinelCubeError(f"demo download failed: {result}")
+        paths = [*result.downloaded.values(), *result.skipped.values()]
+        size = sum(f.stat().st_size for p in paths for f in Path(p).rglob("*") if f.is_file())
+        outputs["downloads"] = downloads
+        echo(f"5. downloaded only bands {', '.join(DEMO_BANDS)} and SCL plus metadata of "
+             f"{len(paths)} products as partial .SAFE folders: {size / 1e6:.1f} MB in "
+             f"{time.perf_counter() - step:.1f} s -> {downloads}")  # fmt: skip
 
     step = time.perf_counter()
-    cube = open_cube(products, bands=DEMO_BANDS, resolution=10 * scale, aoi=DEMO_AOI)
+    cube = open_cube(sorted(paths), bands=DEMO_BANDS, resolution=10 * scale, aoi=DEMO_AOI)
     echo(
-        f"5. lazy cube over the AOI: {cube.sizes['time']} time steps x {cube.sizes['band']} bands"
+        f"6. lazy cube over the AOI: {cube.sizes['time']} time steps x {cube.sizes['band']} bands"
         f" x {cube.sizes['y']} x {cube.sizes['x']} px at {10 * scale} m, {cube.rio.crs}, "
         f"{cube.data.npartitions} chunks (planned in {time.perf_counter() - step:.2f} s, "
         "no pixel read)"
@@ -134,7 +124,7 @@ def run_demo(out: Path, scale: int = 30, echo: Callable[[str], None] = print) ->
     report = to_zarr(cube, store, mode="w", progress=False)
     outputs["cube"] = store
     echo(
-        f"6. wrote the cube to Zarr: {len(report.written)} time steps, "
+        f"7. wrote the cube to Zarr: {len(report.written)} time steps, "
         f"{report.bytes_written / 1e6:.2f} MB in {report.seconds:.1f} s "
         f"({report.mpix_per_s:.1f} MPix/s); open it with sentinel_cube.open_zarr({str(store)!r})"
     )
@@ -147,7 +137,7 @@ def run_demo(out: Path, scale: int = 30, echo: Callable[[str], None] = print) ->
     png = to_png(rgb.isel(time=0), out / "budapest_rgb.png")
     outputs["rgb"] = png
     day = np.datetime_as_string(clipped.time.values[clearest], unit="D")
-    echo(f"7. clipped to the AOI and wrote a 2-98 % stretched true-colour picture of the "
+    echo(f"8. clipped to the AOI and wrote a 2-98 % stretched true-colour picture of the "
          f"clearest day ({day}, cloud {float(clipped.cloudcoverpercentage[clearest]):.1f} %): "
          f"{png}")  # fmt: skip
     monthly = aggregate(clipped, freq="MS", how="median", mask="scl",
@@ -158,13 +148,20 @@ def run_demo(out: Path, scale: int = 30, echo: Callable[[str], None] = print) ->
     ndvi = indices.ndvi(monthly).mean(("y", "x")).values
     months = [np.datetime_as_string(t, unit="M") for t in monthly.time.values]
     echo(
-        "8. monthly median of the cloud-masked scenes with cloud cover < 50 %: "
+        "9. monthly median of the cloud-masked scenes with cloud cover < 50 %: "
         + ", ".join(
             f"{m}: {n} scenes, mean NDVI {v:.2f}"
             for m, n, v in zip(months, monthly.n_scenes.values, ndvi, strict=True)
         )
         + f" ({time.perf_counter() - step:.1f} s) -> {monthly_store}"
     )
+
+    step = time.perf_counter()
+    pages = write_report(found, aoi_path, out / "report", cube=clipped,
+                         title="Sentinel-2 over Budapest (demo)")  # fmt: skip
+    outputs["report"] = pages["index"]
+    echo(f"10. HTML report of the {len(found)} products found and of the cube "
+         f"({len(pages)} pages, {time.perf_counter() - step:.1f} s): {pages['index']}")  # fmt: skip
 
     echo(f"done in {time.perf_counter() - started:.1f} s; outputs:")
     for name, path in outputs.items():

@@ -59,11 +59,10 @@ def read_block(task: ReadTask) -> np.ndarray:
     """Mosaic the block's sources in order (first valid pixel wins) as a (1, 1, y, x) array."""
     block = task.block
     shape = block.grid.shape
-    if task.units == "reflectance":
-        out = np.full(shape, np.nan, dtype=np.float32)
-    else:
-        out = np.zeros(shape, dtype=np.uint16)
-    filled = np.zeros(shape, dtype=bool)
+    fill = np.nan if task.units == "reflectance" else 0
+    dtype = np.float32 if task.units == "reflectance" else np.uint16
+    out = np.full(shape, fill, dtype=dtype)
+    filled: np.ndarray | None = None
     for source, offset, quantification in zip(
         block.sources, block.offsets, block.quantifications, strict=True
     ):
@@ -75,17 +74,22 @@ def read_block(task: ReadTask) -> np.ndarray:
             reduced_levels=task.reduced_levels,
             on_error=task.on_error,
         )
+        valid = dn != 0
         if block.band in CLASS_BANDS:  # class codes: no radiometry
-            values = dn.astype(out.dtype)
-            take = ~filled & (dn != 0)
+            values = dn.astype(dtype)
         elif task.units == "reflectance":
             values = to_reflectance(dn, offset, quantification)
-            take = ~filled & ~np.isnan(values)
+            valid = ~np.isnan(values)
         else:
             values = harmonize_dn(dn, offset, quantification)
-            take = ~filled & (dn != 0)
-        out[take] = values[take]
-        filled |= take
+        if filled is None:  # the first source: no copy through masks (most chunks have one)
+            out, filled = values, valid
+            if block.band in CLASS_BANDS and task.units == "reflectance":
+                out[~valid] = np.nan  # class 0 (no data) becomes NaN like other bands
+        else:
+            take = valid & ~filled
+            np.copyto(out, values, where=take)
+            filled |= take
         if filled.all():
             break
     return out[np.newaxis, np.newaxis]

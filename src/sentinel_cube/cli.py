@@ -39,7 +39,7 @@ def main() -> None:
 @click.option(
     "--scale",
     type=int,
-    default=30,
+    default=10,
     show_default=True,
     help="Pixel-size multiplier of the generated tiles (1 = full 10980 px tiles).",
 )

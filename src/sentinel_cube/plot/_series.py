@@ -195,12 +195,15 @@ def landcover_plot(
                     "ylim": (0, 100) if percent else (None, None),
                 },
                 bokeh={"frame_width": width, "frame_height": height},
-                matplotlib={"aspect": 4, "fig_size": 200, "xrotation": 20},
+                matplotlib={"aspect": 4, "fig_size": 200, "xrotation": 20, "ylabel": ""},
             )
         )
+    # one time axis for the stacked panels of a static picture: only the bottom one shows
+    # it (the interactive page keeps every axis, linked for panning and zooming)
+    panels = [style(panel, matplotlib={"xaxis": None}) for panel in panels[:-1]] + panels[-1:]
     layout = hv.Layout(panels).cols(1)
     return style(
-        layout, bokeh={"shared_axes": True}, matplotlib={"sublabel_format": "", "vspace": 0.8}
+        layout, bokeh={"shared_axes": True}, matplotlib={"sublabel_format": "", "vspace": 0.45}
     )
 
 

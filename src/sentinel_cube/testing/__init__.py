@@ -47,6 +47,7 @@ from ._archive import (
     make_product,
     platform_for,
 )
+from ._demo_archive import DEMO_AOI, DEMO_DATES, DEMO_EDGE_DATES, demo_specs
 from ._metadata import SCL_PERCENTAGE_ELEMENTS, scl_percentages
 from ._scene import (
     DEFAULT_CLOUD_FRACTIONS,
@@ -63,6 +64,10 @@ from ._servers_stac import STACServer
 
 __all__ = [
     "CDSEServer",
+    "DEMO_AOI",
+    "DEMO_DATES",
+    "DEMO_EDGE_DATES",
+    "demo_specs",
     "DHuSServer",
     "Faults",
     "LoopbackServer",
