@@ -81,3 +81,18 @@ def test_cdse_live_script_against_a_loopback_cdse(tmp_path):
     cube = sc.open_zarr(tmp_path / "out" / "cube.zarr")
     assert cube.sizes["time"] == 2
     assert os.listdir(tmp_path / "out" / "products")
+
+
+def test_notebook_is_stripped_and_executes(tmp_path):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    notebook = nbformat.read(EXAMPLES / "tutorial_budapest.ipynb", as_version=4)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert code and all(not c.outputs and c.execution_count is None for c in code)
+    nbclient.NotebookClient(
+        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": tmp_path}}
+    ).execute()  # raises CellExecutionError, with the cell and its traceback, on any error
+    outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert "9 of 12 products cover the whole AOI" in text
+    assert any("image/png" in o.get("data", {}) for o in outputs)  # the RGB picture

@@ -61,8 +61,8 @@ def read_block(task: ReadTask) -> np.ndarray:
     shape = block.grid.shape
     fill = np.nan if task.units == "reflectance" else 0
     dtype = np.float32 if task.units == "reflectance" else np.uint16
-    out = np.full(shape, fill, dtype=dtype)
-    filled: np.ndarray | None = None
+    out: np.ndarray | None = None
+    filled = np.zeros((0, 0), dtype=bool)
     for source, offset, quantification in zip(
         block.sources, block.offsets, block.quantifications, strict=True
     ):
@@ -82,7 +82,7 @@ def read_block(task: ReadTask) -> np.ndarray:
             valid = ~np.isnan(values)
         else:
             values = harmonize_dn(dn, offset, quantification)
-        if filled is None:  # the first source: no copy through masks (most chunks have one)
+        if out is None:  # the first source: no copy through masks (most chunks have one)
             out, filled = values, valid
             if block.band in CLASS_BANDS and task.units == "reflectance":
                 out[~valid] = np.nan  # class 0 (no data) becomes NaN like other bands
@@ -92,6 +92,8 @@ def read_block(task: ReadTask) -> np.ndarray:
             filled |= take
         if filled.all():
             break
+    if out is None:  # no source: a fill
+        out = np.full(shape, fill, dtype=dtype)
     return out[np.newaxis, np.newaxis]
 
 

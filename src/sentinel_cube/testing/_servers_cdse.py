@@ -27,7 +27,7 @@ import threading
 import time
 import uuid as uuid_module
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from shapely.geometry import mapping
@@ -39,6 +39,14 @@ __all__ = ["CDSEServer"]
 
 TOKEN_PATH = "/auth/realms/CDSE/protocol/openid-connect/token"
 _LEVEL_FOLDER = {"L1C": "L1C", "L2A": "L2A"}
+
+
+class CDSEEndpoints(TypedDict):
+    """The URLs :class:`~sentinel_cube.CDSECatalog` takes as keyword arguments."""
+
+    catalogue_url: str
+    download_url: str
+    token_url: str
 
 
 class CDSEServer(LoopbackServer):
@@ -92,7 +100,7 @@ class CDSEServer(LoopbackServer):
         self._auth_lock = threading.Lock()
 
     @property
-    def catalog_kwargs(self) -> dict[str, str]:
+    def catalog_kwargs(self) -> CDSEEndpoints:
         """Keyword arguments pointing :class:`~sentinel_cube.CDSECatalog` at this server."""
         return {
             "catalogue_url": f"{self.url}/odata/v1",
