@@ -15,6 +15,7 @@ import sentinel_cube as sc
 from _cube_helpers import band_file, native_dn
 from sentinel_cube import SentinelCubeError
 from sentinel_cube.ops._clip import aoi_in_crs
+from sentinel_cube.ops._percentile import GRID_OFFSET, N_BINS, grid_histogram
 from sentinel_cube.testing import BUDAPEST_TILES, default_specs, make_archive
 
 DATES = ("2023-06-06", "2023-06-16", "2023-06-26", "2023-07-06", "2023-07-16", "2023-08-10")
@@ -329,3 +330,16 @@ def test_operations_on_a_process_cluster_equal_threads(cube):
             remote = [f(cube).compute() for f in pipeline]
     for a, b in zip(threaded, remote, strict=True):
         np.testing.assert_array_equal(a.values, b.values)
+
+
+def test_grid_histogram_places_grid_values_and_counts_the_rest():
+    rng = np.random.default_rng(7)
+    keys = rng.integers(-1000, 64535, 5000)  # reflectance = key / 10000, inside the grid
+    on_grid = (keys.astype(np.float32) / np.float32(10000)).astype(np.float32)
+    off_grid = on_grid[:300] + np.float32(3e-5)  # between two grid points
+    outside = np.array([-0.2, 6.6, 1e30, -1e30, np.inf, -np.inf], np.float32)
+    values = np.concatenate([on_grid, off_grid, outside, np.full(77, np.nan, np.float32)])
+    counts = grid_histogram(rng.permutation(values))
+    expected = np.bincount(keys + GRID_OFFSET, minlength=N_BINS)
+    np.testing.assert_array_equal(counts[:N_BINS], expected)
+    assert counts[N_BINS] == len(off_grid) + len(outside)  # NaN is not counted at all

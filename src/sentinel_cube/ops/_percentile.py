@@ -56,16 +56,20 @@ def grid_histogram(block: np.ndarray) -> np.ndarray:
     The last element counts values that are *not* exactly ``float(k) / 10000``
     for an integer ``k`` in range (they cannot be placed exactly).
     """
+    # in place where possible and without boolean compaction: this runs once per chunk
+    # and costs most of an exact stretch (bincount alone is ~2.4 ms per MPix)
     values = block.ravel()
-    scale = values.dtype.type(GRID_SCALE)
-    keys = np.rint(values * scale)  # NaN stays NaN
-    exact = (keys / scale) == values  # False for NaN and for values off the grid
-    bins = keys[exact].astype(np.int32) + GRID_OFFSET
-    inside = (bins >= 0) & (bins < N_BINS)
-    counts = np.bincount(bins[inside], minlength=N_BINS).astype(np.int64, copy=False)
-    off_grid = values.size - int(np.count_nonzero(exact)) - int(np.count_nonzero(np.isnan(values)))
-    off_grid += int(inside.size - np.count_nonzero(inside))
-    return np.append(counts, np.int64(off_grid))
+    real = values.dtype.type
+    keys = np.multiply(values, real(GRID_SCALE))
+    np.rint(keys, out=keys)  # NaN stays NaN
+    placed = np.divide(keys, real(GRID_SCALE)) == values  # False for NaN and off the grid
+    keys += real(GRID_OFFSET)
+    placed &= keys >= 0
+    placed &= keys < N_BINS
+    np.putmask(keys, ~placed, real(N_BINS))  # everything else goes to the extra bin
+    counts = np.bincount(keys.astype(np.int32), minlength=N_BINS + 1).astype(np.int64, copy=False)
+    counts[N_BINS] -= np.count_nonzero(np.isnan(values))
+    return counts
 
 
 def order_statistic(cumulative: np.ndarray, rank: int) -> int:
