@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from pathlib import Path
 
 import pytest
@@ -22,3 +24,33 @@ def real_data() -> Path:
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Keep catalogue caches out of the user's home during tests."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "xdg-cache"))
+
+
+def _loopback(address: object) -> bool:
+    if not isinstance(address, tuple):  # AF_UNIX paths and the like stay on the machine
+        return True
+    host = str(address[0])
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch):
+    """Every test runs offline: a connection to anything but the loopback fails loudly."""
+    connect = socket.socket.connect
+    connect_ex = socket.socket.connect_ex
+
+    def guarded(method):
+        def call(sock, address, *args, **kwargs):
+            if not _loopback(address):
+                raise AssertionError(f"a test tried to reach {address!r} off this machine")
+            return method(sock, address, *args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(socket.socket, "connect", guarded(connect))
+    monkeypatch.setattr(socket.socket, "connect_ex", guarded(connect_ex))
