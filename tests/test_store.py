@@ -140,7 +140,7 @@ def _committed(store: Path) -> list[int]:
     meta = store / "_sentinel_cube" / "zarr.json"
     if not meta.exists():
         return []
-    return json.loads(meta.read_text())["attributes"].get("committed", [])
+    return [slot for slot, _ in json.loads(meta.read_text())["attributes"].get("steps", [])]
 
 
 def test_killed_ingest_leaves_complete_steps_and_resumes_bit_for_bit(archive, tmp_path):
@@ -224,3 +224,144 @@ def test_cube_larger_than_worker_memory_streams_to_zarr(archive, tmp_path):
     back = open_zarr(tmp_path / "big.zarr")
     window = {"y": slice(5000, 5100), "x": slice(7000, 7100)}
     np.testing.assert_array_equal(back.isel(**window).values, cube.isel(**window).values)
+
+
+# ----------------------------------------------------------------------------- defects
+
+
+#: Real revisit times of one tile: other orbits and platforms pass at other times of day.
+TIMES_OF_DAY = ("09:45:49.024", "10:06:52.026", "09:56:01.100", "16:17:03.000", "09:45:51.024")
+
+
+@pytest.fixture(scope="module")
+def revisits(tmp_path_factory):
+    """One tile on five days, each sensed at another time of day."""
+    from sentinel_cube.testing import ProductSpec
+
+    root = tmp_path_factory.mktemp("revisits")
+    specs = [
+        ProductSpec("34TCT", f"2023-07-{10 + i:02d}T{clock}+00:00", platform="S2A")
+        for i, clock in enumerate(TIMES_OF_DAY)
+    ]
+    return make_archive(root, specs, scale=30, bands=["B04"])
+
+
+@pytest.mark.parametrize("first", [1, 3])
+def test_appending_acquisitions_at_other_times_of_day(revisits, tmp_path, first):
+    def cube(paths):
+        return open_cube(paths, bands=["B04"], resolution=300, chunks=128)
+
+    store = tmp_path / "c.zarr"
+    to_zarr(cube(revisits[:first]), store, progress=False)
+    for path in revisits[first:]:  # one acquisition per append, as a daily job does
+        to_zarr(cube([path]), store, progress=False)
+    back = open_zarr(store)
+    expected = [
+        np.datetime64(f"2023-07-{10 + i:02d}T{c}", "ns") for i, c in enumerate(TIMES_OF_DAY)
+    ]
+    assert list(back.time.values) == expected  # exact to the millisecond, in time order
+    _assert_same(back.compute(), cube(revisits).compute())
+    # the encoding is fixed and explicit, whatever the first write held
+    meta = json.loads((store / "time" / "zarr.json").read_text())
+    assert meta["attributes"]["units"] == "nanoseconds since 1970-01-01"
+    assert meta["data_type"] == "int64"
+    # and a plain xarray reader decodes the same times
+    plain = xr.open_zarr(store, consolidated=False)
+    assert sorted(plain.time.values) == expected
+
+
+def test_grids_must_match_exactly(revisits, tmp_path):
+    store = tmp_path / "c.zarr"
+    cube = open_cube(revisits[:2], bands=["B04"], resolution=10, chunks=256,
+                     bounds=(300000, 5290000, 302560, 5292560))  # fmt: skip
+    to_zarr(cube, store, progress=False)
+    stamps = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in store.rglob("*") if p.is_file()}
+    # one 10 m pixel north, on northings of 5.29e6 m (np.allclose would accept 50 m)
+    shifted = cube.isel(time=[0]).assign_coords(y=cube.y + 10.0, time=[np.datetime64("2024-01-01")])
+    with pytest.raises(SentinelCubeError) as error:
+        to_zarr(shifted, store, progress=False)
+    message = str(error.value)
+    assert "store grid [EPSG:32634, origin (300000.0, 5292560.0)" in message
+    assert "cube grid [EPSG:32634, origin (300000.0, 5292570.0)" in message
+    other_crs = cube.isel(time=[0]).rio.write_crs("EPSG:32633")
+    with pytest.raises(SentinelCubeError, match="EPSG:32633"):
+        to_zarr(other_crs.assign_coords(time=[np.datetime64("2024-01-01")]), store, progress=False)
+    after = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in store.rglob("*") if p.is_file()}
+    assert after == stamps  # nothing written, not even a lock
+
+
+@pytest.mark.parametrize("scheduler", ["threads", "processes"])
+def test_sharded_store_is_exact_with_concurrent_writers(archive, tmp_path, scheduler):
+    import dask
+
+    cube = open_cube(archive, bands=["B04", "B08"], resolution=120, chunks=64)
+    assert cube.sizes["y"] > 256 and cube.sizes["x"] > 256  # several shards, edge shards too
+    store = tmp_path / "sharded.zarr"
+    with dask.config.set(scheduler=scheduler, num_workers=4):
+        to_zarr(cube, store, shards=256, progress=False)
+    meta = json.loads((store / "reflectance" / "zarr.json").read_text())
+    codec = meta["codecs"][0]
+    assert codec["name"] == "sharding_indexed"
+    assert codec["configuration"]["chunk_shape"] == [1, 1, 64, 64]
+    assert meta["chunk_grid"]["configuration"]["chunk_shape"] == [1, 1, 256, 256]
+    _assert_same(open_zarr(store).compute(), cube.compute())
+    with pytest.raises(SentinelCubeError, match="multiple of the chunks"):
+        to_zarr(cube, tmp_path / "bad.zarr", shards=100, progress=False)
+    assert not (tmp_path / "bad.zarr").exists()
+
+
+def test_interrupted_creation_of_an_earlier_version_is_completed(archive, tmp_path):
+    store = tmp_path / "c.zarr"
+    cube = _cube(archive)
+    # what a kill left behind before this version: the arrays, no ledger
+    template = cube.copy(data=cube.data * 0).to_dataset(name="reflectance")
+    template.to_zarr(store, mode="w", compute=False, zarr_format=3, consolidated=False)
+    with pytest.raises(SentinelCubeError, match="run to_zarr"):
+        open_zarr(store)
+    to_zarr(cube, store, progress=False)
+    _assert_same(open_zarr(store).compute(), cube.compute())
+
+
+def test_a_store_that_is_not_ours_is_never_touched(archive, tmp_path):
+    store = tmp_path / "foreign.zarr"
+    xr.Dataset({"v": ("x", np.arange(3))}).to_zarr(store, zarr_format=3, consolidated=False)
+    files = {p: p.read_bytes() for p in store.rglob("*") if p.is_file()}
+    with pytest.raises(SentinelCubeError, match="not a sentinel_cube cube store"):
+        to_zarr(_cube(archive), store, progress=False)
+    with pytest.raises(SentinelCubeError, match="not a sentinel_cube cube store"):
+        open_zarr(store)
+    assert {p: p.read_bytes() for p in store.rglob("*") if p.is_file()} == files
+
+
+def test_a_killed_creation_leaves_no_store_or_an_empty_one(archive, tmp_path):
+    """The rename that publishes a new store is atomic; a kill before it leaves no store."""
+    code = textwrap.dedent(
+        """
+        import os, signal, sys
+        from sentinel_cube.cube import open_cube
+        from sentinel_cube.store import to_zarr
+        real = os.rename
+        def rename(src, dst):  # die the moment the store would appear
+            if sys.argv[2] == "after":
+                real(src, dst)
+            os.kill(os.getpid(), signal.SIGKILL)
+        os.rename = rename
+        cube = open_cube(sys.argv[1].split(","), bands=["B04", "B08"], resolution=300,
+                         chunks=128)
+        to_zarr(cube, sys.argv[3], progress=False)
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    paths = ",".join(map(str, archive))
+    for when in ("before", "after"):
+        target = tmp_path / f"{when}.zarr"
+        done = subprocess.run([sys.executable, "-c", code, paths, when, str(target)], env=env)
+        assert done.returncode == -signal.SIGKILL
+        if when == "before":
+            assert not target.exists()
+            assert list(tmp_path.glob(f".{target.name}.*.creating"))  # the unpublished copy
+        else:
+            assert open_zarr(target).sizes["time"] == 0  # opens, with no step
+        to_zarr(_cube(archive), target, progress=False)
+        _assert_same(open_zarr(target).compute(), _cube(archive).compute())
+        assert not list(tmp_path.glob(f".{target.name}.*"))  # the dead writer's copy is gone

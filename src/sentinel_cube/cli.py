@@ -125,12 +125,16 @@ def _split(value: str | None) -> list[str]:
 @click.option("--append", is_flag=True, help="Add new time steps to (or resume) an existing store.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing store.")
 @click.option(
+    "--lock-timeout", type=float, default=600.0, show_default=True,
+    help="Seconds to wait while another writer holds the store (0: fail at once).",
+)  # fmt: skip
+@click.option(
     "--scheduler", type=str, default=None,
     help="dask.distributed scheduler address, or 'local' for a local process cluster "
     "(default: threads in this process).",
 )  # fmt: skip
 def build(sources, aoi, bands, resolution, start, end, cloud, crs, units, chunks, out, append,
-          overwrite, scheduler) -> None:  # fmt: skip
+          overwrite, lock_timeout, scheduler) -> None:  # fmt: skip
     """Build a cube from an archive folder, a products file or products, into Zarr.
 
     SOURCES: a folder of .SAFE/.zip products, a products table written by
@@ -168,7 +172,9 @@ def build(sources, aoi, bands, resolution, start, end, cloud, crs, units, chunks
         with _client(scheduler) as client:
             if client is not None:
                 click.echo(f"dask dashboard: {client.dashboard_link}")
-            report = to_zarr(cube, out, mode="w" if overwrite else "a")
+            report = to_zarr(
+                cube, out, mode="w" if overwrite else "a", lock_timeout=lock_timeout
+            )
     except (SentinelCubeError, ValueError) as error:
         raise _fail(error) from error
     click.echo(

@@ -2,22 +2,46 @@
 
 Layout: an xarray-compatible Zarr v3 group (the cube as one data variable with
 ``time``/``band``/``y``/``x`` and every metadata coordinate, the CF grid mapping in
-``spatial_ref``) plus a ``_sentinel_cube`` sub-group whose attributes list the
-*committed* time slots. A slot is committed only after all its chunks are on disk;
-Zarr's local store writes every file atomically (temporary file + rename), so a
-write killed at any moment leaves complete files and uncommitted slots, which
-:func:`open_zarr` hides and the next :func:`to_zarr` rewrites.
+``spatial_ref``) plus a ``_sentinel_cube`` sub-group whose attributes are the
+*ledger*: the committed time steps as ``[slot, time in ns since 1970-01-01]``
+pairs. Any Zarr reader opens the store; :func:`open_zarr` shows only what the
+ledger lists.
 
-Time slots are stored in the order they were first written (appending is cheap,
-inserting is not); :func:`open_zarr` returns them sorted by time.
+What the store guarantees, and how:
+
+- **Times are encoded explicitly**, as int64 nanoseconds since 1970-01-01 (UTC),
+  fixed at creation: acquisitions at any time of day append exactly (xarray
+  would otherwise pick units from the first write that later times cannot use).
+- **Creation is atomic**: the empty store (metadata, coordinates, an empty
+  ledger) is built in a hidden sibling folder and renamed into place, so a kill
+  leaves either no store or a complete, empty one. Of two concurrent creators,
+  the second to rename appends to the first's store.
+- **One writer at a time**: every write holds the store's lock
+  (:mod:`sentinel_cube._store_lock`), which names its holder and frees itself
+  when the holder dies.
+- **A step is visible only once all its chunks are written**: slot coordinates,
+  then chunks, then the ledger entry. Zarr's local store writes each file
+  atomically (a temporary file renamed into place, zarr >= 3.1.3), so a kill at
+  any moment leaves complete files; the ledger is one file.
+- **Slots derive from the ledger alone**: a slot that the ledger does not list
+  is free, whatever its coordinates or chunks hold (an interrupted write's
+  leftovers); a committed slot is never written again. A kill while the time
+  arrays grow leaves them of unequal length; readers use the common length and
+  the next writer evens them out.
+
+Slots are filled in the order steps arrive (appending is cheap, inserting is
+not); :func:`open_zarr` returns steps sorted by time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import socket
 import time as clock
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,14 +55,23 @@ from rasterio.crs import CRS
 from tqdm.auto import tqdm
 from zarr.codecs import BloscCodec
 
+from ._store_lock import StoreLock, StoreLockedError, _alive
 from .exceptions import SentinelCubeError
 
-__all__ = ["WriteReport", "open_zarr", "to_zarr"]
+__all__ = ["TIME_ENCODING", "StoreLockedError", "WriteReport", "open_zarr", "to_zarr"]
 
 _META_GROUP = "_sentinel_cube"
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2
 #: Blosc compressors offered by ``codec=``; zstd compresses best, lz4 writes ~2.5x faster.
 CODECS = ("zstd", "lz4", "lz4hc", "zlib", "blosclz")
+#: The time encoding of every store, fixed at creation (CF units; exact for any time).
+TIME_ENCODING = {
+    "units": "nanoseconds since 1970-01-01",
+    "calendar": "proleptic_gregorian",
+    "dtype": "int64",
+}
+#: Chunk length of the 1-D per-time coordinates: few files, small rewrites per step.
+_COORD_CHUNK = 4096
 
 
 @dataclass(frozen=True)
@@ -83,6 +116,7 @@ def to_zarr(
     level: int = 3,
     shards: int | None = None,
     progress: bool | Callable[[int, int], None] = True,
+    lock_timeout: float = 600.0,
 ) -> WriteReport:
     """Write a cube to a Zarr v3 store, one committed time step at a time.
 
@@ -102,9 +136,12 @@ def to_zarr(
         Blosc compressor (``"zstd"``, ``"lz4"``...) and level, with byte shuffle.
     shards
         Optional shard side in pixels (a multiple of the chunk side): fewer,
-        larger files for object stores.
+        larger files for object stores. Each write task then writes one whole
+        shard, so no two tasks ever share a shard file.
     progress
         Show a progress bar over time steps (or pass ``callback(done, total)``).
+    lock_timeout
+        Seconds to wait while another writer holds the store (``0``: fail at once).
 
     Returns
     -------
@@ -113,7 +150,10 @@ def to_zarr(
     Raises
     ------
     SentinelCubeError
-        When the store holds another kind of cube (bands, grid, CRS, units).
+        When the store holds another kind of cube (bands, grid, CRS, units); the
+        store is left untouched.
+    StoreLockedError
+        When another writer still holds the store after ``lock_timeout`` seconds.
 
     Examples
     --------
@@ -129,63 +169,67 @@ def to_zarr(
     if mode not in ("a", "w", "w-"):
         raise SentinelCubeError(f"mode={mode!r}: use 'a' (append/resume), 'w' or 'w-'")
     name = str(cube.name or "data")
-    exists = (path / "zarr.json").exists()
-    if exists and mode == "w-":
-        raise SentinelCubeError(f"store {str(path)!r} exists; use mode='a' to append or 'w'")
-    if exists and mode == "w":
-        shutil.rmtree(path)
-        exists = False
-    elif path.exists() and not exists and any(path.iterdir()):
+    chunk_y, chunk_x = _regular_chunks(cube)
+    encoding = _encoding(cube, chunk_y, chunk_x, codec, level, shards)
+    _clean_staging(path)
+    state = _state(path)
+    if state == "folder":
         raise SentinelCubeError(
             f"{str(path)!r} exists and is not a Zarr store: choose another path or empty it"
         )
+    if mode == "w-" and state != "missing":
+        raise SentinelCubeError(f"store {str(path)!r} exists; use mode='a' to append or 'w'")
+    if state == "foreign" and mode == "a":
+        raise SentinelCubeError(
+            f"{str(path)!r} is a Zarr store but not a sentinel_cube cube store: write the cube "
+            "to another path, or pass mode='w' to replace it"
+        )
+    if mode == "w" and state != "missing" or state == "interrupted":
+        # an interrupted creation (an earlier version wrote no ledger) holds no step
+        _replace(path, cube, name, encoding, lock_timeout)
+    elif state == "missing":
+        _create(path, cube, name, encoding)
     before = _disk_usage(path)
 
-    chunk_y, chunk_x = _regular_chunks(cube)
-    if exists:
-        slots, skipped, new = _plan_append(cube, path, name)
-        if new:
-            template = _template(cube.isel(time=new), name, chunk_y, chunk_x)
-            template.to_zarr(path, mode="a", append_dim="time", compute=False, zarr_format=3,
-                             consolidated=False)  # fmt: skip
-            first = _meta(path)["slots"]
-            slots.update({t: first + i for i, t in enumerate(new)})
-            _set_meta(path, slots=first + len(new))
-    else:
-        template = _template(cube, name, chunk_y, chunk_x)
-        encoding = {name: _encoding(cube, chunk_y, chunk_x, codec, level, shards)}
-        template.to_zarr(path, mode="w", compute=False, zarr_format=3, consolidated=False,
-                         encoding=encoding)  # fmt: skip
-        zarr.open_group(path, mode="r+").create_group(_META_GROUP)
-        _set_meta(path, slots=cube.sizes["time"], committed=[], variable=name)
-        slots, skipped = {t: t for t in range(cube.sizes["time"])}, []
+    with StoreLock(path / _META_GROUP, lock_timeout, label=str(path)) as lock:
+        ledger = _read_ledger(path)
+        _check_compatible(path, ledger, cube, name)  # before anything is written
+        _even_time_lengths(path)
+        times = _times_ns(cube)
+        committed = {t for _, t in ledger["steps"]}
+        pending = [t for t in range(len(times)) if times[t] not in committed]
+        skipped = [t for t in range(len(times)) if times[t] in committed]
+        slots = _free_slots(path, ledger, len(pending))
+        _remove_partial_files(path, name, slots)
 
-    target = zarr.open_array(path, path=name, mode="r+")
-    data = _as_dask(cube).rechunk((1, 1, chunk_y, chunk_x))
-    order = sorted(slots, key=lambda t: slots[t])
-    bar = tqdm(total=len(order), unit="step", desc=f"writing {path.name}",
-               disable=progress is not True or not order)  # fmt: skip
-    for done, t in enumerate(order, start=1):
-        slot = slots[t]
-        # one compute per time step, committed when it returns
-        da.store(
-            data[t : t + 1],
-            target,  # type: ignore[arg-type]
-            regions=(slice(slot, slot + 1), slice(None), slice(None), slice(None)),
-            lock=False,
-        )
-        _commit(path, slot)
-        bar.update()
-        if callable(progress):
-            progress(done, len(order))
-    bar.close()
-    times = cube.time.values
+        target = zarr.open_array(path, path=name, mode="r+")
+        block = (shards, shards) if shards else (chunk_y, chunk_x)
+        data = _as_dask(cube).rechunk((1, 1, *block))
+        bar = tqdm(total=len(pending), unit="step", desc=f"writing {path.name}",
+                   disable=progress is not True or not pending)  # fmt: skip
+        for done, (t, slot) in enumerate(zip(pending, slots, strict=True), start=1):
+            lock.check()
+            _write_coords(path, cube, t, slot, name)
+            # one compute per time step, committed when it returns
+            da.store(
+                data[t : t + 1],
+                target,  # type: ignore[arg-type]
+                regions=(slice(slot, slot + 1), slice(None), slice(None), slice(None)),
+                lock=False,
+            )
+            lock.check()
+            _commit(path, slot, int(times[t]))
+            bar.update()
+            if callable(progress):
+                progress(done, len(pending))
+        bar.close()
+    values = cube.time.values
     seconds = clock.perf_counter() - started
-    pixels = len(order) * cube.sizes["band"] * cube.sizes["y"] * cube.sizes["x"]
+    pixels = len(pending) * cube.sizes["band"] * cube.sizes["y"] * cube.sizes["x"]
     return WriteReport(
         str(path),
-        tuple(times[t] for t in order),
-        tuple(times[t] for t in skipped),
+        tuple(values[t] for t in pending),
+        tuple(values[t] for t in skipped),
         max(0, _disk_usage(path) - before),
         pixels,
         seconds,
@@ -206,7 +250,8 @@ def open_zarr(store: str | os.PathLike[str], *, chunks: Any = "auto") -> xr.Data
     -------
     xarray.DataArray
         The same ``(time, band, y, x)`` cube that was written, with its metadata
-        coordinates and CRS (``cube.rio.crs``).
+        coordinates and CRS (``cube.rio.crs``). A store whose first write was
+        interrupted before any step was committed opens with zero time steps.
 
     Raises
     ------
@@ -216,18 +261,27 @@ def open_zarr(store: str | os.PathLike[str], *, chunks: Any = "auto") -> xr.Data
     path = Path(store)
     if not (path / "zarr.json").exists():
         raise SentinelCubeError(f"{str(path)!r} is not a Zarr store (no zarr.json)")
-    try:
-        meta = _meta(path)
-    except (KeyError, FileNotFoundError, zarr.errors.GroupNotFoundError) as error:
+    state = _state(path)
+    if state == "interrupted":
         raise SentinelCubeError(
-            f"{str(path)!r} is a Zarr store but not a sentinel_cube cube store"
-        ) from error
-    dataset = xr.open_zarr(path, consolidated=False, zarr_format=3,
-                           chunks=None if chunks == "auto" else chunks)  # fmt: skip
-    committed = sorted(meta["committed"])
-    cube = dataset[meta["variable"]].isel(time=committed)
+            f"{str(path)!r} is a cube store whose creation by an earlier sentinel_cube version "
+            "was interrupted: it holds no step; run to_zarr(cube, store) to complete it"
+        )
+    if state != "ours":
+        raise SentinelCubeError(f"{str(path)!r} is a Zarr store but not a sentinel_cube cube store")
+    ledger = _read_ledger(path)
+    variable = ledger["variable"]
+    dataset = _open_dataset(path, None if chunks == "auto" else chunks, variable)
+    steps = sorted(ledger["steps"])
+    cube = dataset[variable].isel(time=[slot for slot, _ in steps])
+    stored = cube.time.values.astype("datetime64[ns]").astype(np.int64)
+    if not np.array_equal(stored, np.array([t for _, t in steps], dtype=np.int64)):
+        raise SentinelCubeError(
+            f"{str(path)!r}: the time coordinate disagrees with the store's ledger of committed "
+            "steps (the store was changed by another program); rewrite it with mode='w'"
+        )
     if chunks == "auto":
-        cube = cube.chunk(dict(zip(cube.dims, _stored_chunks(path, meta["variable"]), strict=True)))
+        cube = cube.chunk(dict(zip(cube.dims, _stored_chunks(path, variable), strict=True)))
     # metadata coordinates are small: load them so selections by metadata stay cheap
     cube = cube.assign_coords(
         {k: v.load() for k, v in cube.coords.items() if k not in cube.dims and v.ndim > 0}
@@ -235,9 +289,6 @@ def open_zarr(store: str | os.PathLike[str], *, chunks: Any = "auto") -> xr.Data
     cube = cube.sortby("time")
     cube = cube.rio.write_crs(cube.spatial_ref.attrs.get("crs_wkt") or cube.rio.crs)
     return cube
-
-
-# ----------------------------------------------------------------------------- helpers
 
 
 def _check_cube(cube: xr.DataArray) -> None:
@@ -278,79 +329,256 @@ def _encoding(cube, chunk_y: int, chunk_x: int, codec: str, level: int, shards: 
     return encoding
 
 
-def _template(cube: xr.DataArray, name: str, chunk_y: int, chunk_x: int) -> xr.Dataset:
+def _template(cube: xr.DataArray, name: str, block: tuple[int, int]) -> xr.Dataset:
     """The cube as a Dataset whose data is a never-computed placeholder."""
-    placeholder = da.zeros(cube.shape, dtype=cube.dtype, chunks=(1, 1, chunk_y, chunk_x))
+    placeholder = da.zeros(cube.shape, dtype=cube.dtype, chunks=(1, 1, *block))
     array = cube.copy(data=placeholder)
     array.attrs = {k: v for k, v in cube.attrs.items() if k != "_FillValue"}
     array.encoding = {}
     dataset = array.to_dataset(name=name)
     dataset[name].encoding["_FillValue"] = np.nan if cube.dtype.kind == "f" else 0
+    for coord in dataset.coords.values():
+        coord.encoding = {}
     return dataset
 
 
-def _plan_append(cube: xr.DataArray, path: Path, name: str):
-    meta = _meta(path)
-    if meta["variable"] != name:
+def _staging_name(path: Path, purpose: str) -> Path:
+    host = socket.gethostname().replace(".", "_")
+    return path.with_name(f".{path.name}.{host}.{os.getpid()}.{uuid.uuid4().hex[:8]}.{purpose}")
+
+
+def _build(path: Path, cube: xr.DataArray, name: str, encoding: dict[str, Any]) -> Path:
+    """Write an empty store (metadata, coordinates, empty ledger) in a hidden sibling folder."""
+    staging = _staging_name(path, "creating")
+    shards = encoding.get("shards")
+    block = (shards[2], shards[3]) if shards else encoding["chunks"][2:]
+    template = _template(cube, name, block)
+    encodings: dict[str, Any] = {name: encoding, "time": dict(TIME_ENCODING)}
+    for coord, values in template.coords.items():
+        if values.dims == ("time",):
+            encodings.setdefault(str(coord), {})["chunks"] = (_COORD_CHUNK,)
+    template.to_zarr(staging, mode="w-", compute=False, zarr_format=3, consolidated=False,
+                     encoding=encodings)  # fmt: skip
+    zarr.open_group(staging, mode="r+").create_group(
+        _META_GROUP,
+        attributes={"version": _FORMAT_VERSION, "variable": name, "steps": []},
+    )
+    return staging
+
+
+def _create(path: Path, cube: xr.DataArray, name: str, encoding: dict[str, Any]) -> None:
+    staging = _build(path, cube, name, encoding)
+    try:
+        os.rename(staging, path)  # atomic; replaces an empty folder, fails on a full one
+    except OSError:
+        # another writer created the store first: append to it (its grid is checked)
+        shutil.rmtree(staging, ignore_errors=True)
+        if _state(path) != "ours":
+            raise
+
+
+def _replace(
+    path: Path, cube: xr.DataArray, name: str, encoding: dict[str, Any], lock_timeout: float
+) -> None:
+    """``mode="w"``: swap a new empty store in, under the old store's lock."""
+    staging = _build(path, cube, name, encoding)
+    trash = _staging_name(path, "replaced")
+    try:
+        with StoreLock(path / _META_GROUP, lock_timeout, label=str(path)):
+            os.rename(path, trash)
+            os.rename(staging, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(trash, ignore_errors=True)
+
+
+def _clean_staging(path: Path) -> None:
+    """Remove the hidden folders of creations on this host whose process died."""
+    if not path.parent.is_dir():
+        return
+    host = socket.gethostname().replace(".", "_")
+    for entry in path.parent.glob(f".{path.name}.*"):
+        parts = entry.name[len(path.name) + 2 :].split(".")
+        if len(parts) != 4 or parts[3] not in ("creating", "replaced") or parts[0] != host:
+            continue
+        if parts[1].isdigit() and not _alive(int(parts[1])):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _state(path: Path) -> str:
+    """``missing``, ``ours``, ``interrupted`` (ours, no ledger), ``foreign`` or ``folder``."""
+    if not path.exists() or (path.is_dir() and not any(path.iterdir())):
+        return "missing"
+    if not (path / "zarr.json").exists():
+        return "folder"
+    try:
+        group = zarr.open_group(path, mode="r")
+    except Exception:  # unreadable root metadata: not ours to touch
+        return "foreign"
+    with contextlib.suppress(Exception):
+        if "variable" in dict(group[_META_GROUP].attrs):
+            return "ours"
+    with contextlib.suppress(Exception):
+        for _, array in group.arrays():
+            if "sentinel_cube_units" in array.attrs:
+                return "interrupted"
+    return "foreign"
+
+
+def _read_ledger(path: Path) -> dict[str, Any]:
+    attrs: dict[str, Any] = dict(zarr.open_group(path, mode="r", path=_META_GROUP).attrs)
+    if "steps" not in attrs:  # format 1: slots only; their times are in the time array
+        times = _time_values(path)
+        attrs["steps"] = [[int(s), int(times[s])] for s in attrs.get("committed", [])]
+    attrs["steps"] = [(int(s), int(t)) for s, t in attrs["steps"]]
+    return attrs
+
+
+def _commit(path: Path, slot: int, time_ns: int) -> None:
+    """Add a step to the ledger: one atomic write of the ledger group's metadata."""
+    group = zarr.open_group(path, mode="r+", path=_META_GROUP)
+    steps = sorted({*(tuple(s) for s in _read_ledger(path)["steps"]), (slot, time_ns)})
+    group.attrs.update({"version": _FORMAT_VERSION, "steps": [list(s) for s in steps]})
+
+
+def _time_arrays(path: Path, mode: str = "r+") -> list[zarr.Array]:
+    """The arrays along ``time``: the cube and its per-time coordinates."""
+    group = zarr.open_group(path, mode=mode)  # type: ignore[arg-type]
+    return [array for _, array in group.arrays() if _dims(array)[:1] == ("time",)]
+
+
+def _dims(array: zarr.Array) -> tuple[str | None, ...]:
+    return tuple(getattr(array.metadata, "dimension_names", None) or ())
+
+
+def _time_values(path: Path) -> np.ndarray:
+    return np.asarray(zarr.open_array(path, path="time", mode="r")[:], dtype=np.int64)
+
+
+def _even_time_lengths(path: Path) -> None:
+    """Finish a growth a kill interrupted: every time array to the longest length."""
+    arrays = _time_arrays(path)
+    longest = max(a.shape[0] for a in arrays)
+    for array in arrays:
+        if array.shape[0] != longest:
+            array.resize((longest, *array.shape[1:]))
+
+
+def _free_slots(path: Path, ledger: dict[str, Any], count: int) -> list[int]:
+    """The first ``count`` slots the ledger does not list, growing the time arrays if needed."""
+    arrays = _time_arrays(path)
+    length = arrays[0].shape[0]
+    taken = {slot for slot, _ in ledger["steps"]}
+    free = [s for s in range(length) if s not in taken][:count]
+    grow = count - len(free)
+    if grow > 0:
+        free += list(range(length, length + grow))
+        for array in arrays:
+            array.resize((length + grow, *array.shape[1:]))
+    return free
+
+
+def _remove_partial_files(path: Path, name: str, slots: Iterable[int]) -> None:
+    """Delete temporary files of writes a kill interrupted, where they can be.
+
+    Zarr's local store writes ``KEY.<hex>.partial`` and renames it to ``KEY``: a
+    kill in between leaves the temporary file. They can only be in metadata
+    folders and in the chunk folders of uncommitted slots (about to be rewritten).
+    """
+    found = [*path.glob("*.partial"), *(path / name).glob("*.partial")]
+    for folder in path.iterdir():  # the coordinates and the ledger: a few small files
+        if folder.is_dir() and folder.name != name:
+            found += folder.rglob("*.partial")
+    for slot in slots:
+        found += (path / name / "c" / str(slot)).rglob("*.partial")
+    for partial in found:
+        partial.unlink(missing_ok=True)
+
+
+def _write_coords(path: Path, cube: xr.DataArray, t: int, slot: int, name: str) -> None:
+    """Write the per-time coordinates of step ``t`` into ``slot``, encoded as xarray would."""
+    stored = {array.path: array for array in _time_arrays(path)}
+    for coord, values in cube.coords.items():
+        if values.dims != ("time",) or coord not in stored:
+            continue
+        if coord == "time":
+            encoded: Any = np.asarray(values.values[t : t + 1], "datetime64[ns]").astype(np.int64)
+        else:
+            encoded = xr.conventions.encode_cf_variable(values.variable[t : t + 1]).values
+        stored[str(coord)][slot : slot + 1] = encoded
+
+
+def _times_ns(cube: xr.DataArray) -> np.ndarray:
+    return np.asarray(cube.time.values, dtype="datetime64[ns]").astype(np.int64)
+
+
+def _open_dataset(path: Path, chunks: Any, variable: str) -> xr.Dataset:
+    """The store as a Dataset; time arrays of unequal length (a growth cut short) are cut."""
+    lengths = {a.path: a.shape[0] for a in _time_arrays(path, "r")}
+    if len(set(lengths.values())) <= 1:
+        return xr.open_zarr(path, consolidated=False, zarr_format=3, chunks=chunks)
+    common = min(lengths.values())
+
+    def alone(keep: str) -> xr.Dataset:  # xarray refuses unequal lengths in one Dataset
+        others = [v for v in lengths if v != keep]
+        one = xr.open_zarr(path, consolidated=False, zarr_format=3, chunks=chunks,
+                           drop_variables=others)  # fmt: skip
+        return one.isel(time=slice(0, common))
+
+    dataset = alone(variable)
+    extra = {v: alone(v)[v].variable for v in lengths if v != variable}
+    return dataset.assign_coords(extra)
+
+
+def _check_compatible(path: Path, ledger: dict[str, Any], cube: xr.DataArray, name: str) -> None:
+    """Refuse a cube whose units, bands, dtype or grid (CRS, transform, shape) differ."""
+    if ledger["variable"] != name:
         raise SentinelCubeError(
-            f"store {str(path)!r} holds {meta['variable']!r}, the cube is {name!r} "
+            f"store {str(path)!r} holds {ledger['variable']!r}, the cube is {name!r} "
             "(units differ): write it to another store"
         )
-    stored = xr.open_zarr(path, consolidated=False, zarr_format=3)
-    _check_compatible(stored, cube, path, name)
-    stored_times = stored.time.values
-    committed = set(meta["committed"])
-    where = {t: i for i, t in enumerate(stored_times)}
-    slots: dict[int, int] = {}
-    skipped: list[int] = []
-    new: list[int] = []
-    for t, value in enumerate(cube.time.values):
-        slot = where.get(value)
-        if slot is None:
-            new.append(t)
-        elif slot in committed:
-            skipped.append(t)
-        else:
-            slots[t] = slot  # left uncommitted by an interrupted write: redo it
-    return slots, skipped, new
 
+    def stored(array: str) -> zarr.Array:
+        return zarr.open_array(path, path=array, mode="r")
 
-def _check_compatible(stored: xr.Dataset, cube: xr.DataArray, path: Path, name: str) -> None:
     problems = []
-    if list(stored.band.values) != list(cube.band.values):
-        problems.append(f"bands {list(stored.band.values)} vs {list(cube.band.values)}")
-    for axis in ("x", "y"):
-        if stored.sizes[axis] != cube.sizes[axis] or not np.allclose(
-            stored[axis].values, cube[axis].values
-        ):
-            problems.append(f"{axis} coordinates differ")
-    if stored[name].dtype != cube.dtype:
-        problems.append(f"dtype {stored[name].dtype} vs {cube.dtype}")
-    stored_crs = stored.spatial_ref.attrs.get("crs_wkt")
-    if stored_crs and cube.rio.crs != CRS.from_wkt(stored_crs):
-        problems.append("CRS differs")
+    bands = [str(b) for b in np.asarray(stored("band")[:])]
+    if bands != [str(b) for b in cube.band.values]:
+        problems.append(f"bands {bands} vs {list(cube.band.values)}")
+    dtype = stored(name).dtype
+    if np.dtype(str(dtype)) != cube.dtype:
+        problems.append(f"dtype {dtype} vs {cube.dtype}")
+    x = np.asarray(stored("x")[:])
+    y = np.asarray(stored("y")[:])
+    crs_wkt = stored("spatial_ref").attrs.get("crs_wkt")
+    store_crs = CRS.from_wkt(crs_wkt) if crs_wkt else None
+    same_grid = (
+        np.array_equal(x, cube.x.values)
+        and np.array_equal(y, cube.y.values)
+        and (store_crs is None or store_crs == cube.rio.crs)
+    )
+    if not same_grid:
+        problems.append(
+            f"store grid {_grid_text(store_crs, x, y)}, cube grid "
+            f"{_grid_text(cube.rio.crs, cube.x.values, cube.y.values)}"
+        )
     if problems:
         raise SentinelCubeError(
             f"cannot append to {str(path)!r}: the store's grid or bands differ from the cube's "
             f"({'; '.join(problems)}); build the cube with the same bands, bounds, resolution "
-            "and CRS, or write to a new store"
+            "and CRS (e.g. bounds=open_zarr(store).rio.bounds()), or write to a new store"
         )
 
 
-def _meta(path: Path) -> dict[str, Any]:
-    group = zarr.open_group(path, mode="r", path=_META_GROUP)
-    return dict(group.attrs)
-
-
-def _set_meta(path: Path, **values: Any) -> None:
-    group = zarr.open_group(path, mode="r+", path=_META_GROUP)
-    group.attrs.update({"version": _FORMAT_VERSION, **values})
-
-
-def _commit(path: Path, slot: int) -> None:
-    committed = set(_meta(path)["committed"])
-    committed.add(int(slot))
-    _set_meta(path, committed=sorted(committed))
+def _grid_text(crs: CRS | None, x: np.ndarray, y: np.ndarray) -> str:
+    """A grid as ``EPSG:n, origin (x0, y0), pixel (dx, dy), shape (rows, cols)``."""
+    dx = float(x[1] - x[0]) if len(x) > 1 else float("nan")
+    dy = float(y[1] - y[0]) if len(y) > 1 else float("nan")
+    epsg = crs.to_epsg() if crs is not None else None
+    name = f"EPSG:{epsg}" if epsg else ("no CRS" if crs is None else "custom CRS")
+    x0 = float(x[0]) - dx / 2 if len(x) else float("nan")
+    y0 = float(y[0]) - dy / 2 if len(y) else float("nan")
+    return f"[{name}, origin ({x0!r}, {y0!r}), pixel ({dx!r}, {dy!r}), shape ({len(y)}, {len(x)})]"
 
 
 def _stored_chunks(path: Path, name: str) -> tuple[int, ...]:
