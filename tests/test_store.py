@@ -292,12 +292,23 @@ def test_grids_must_match_exactly(revisits, tmp_path):
 
 @pytest.mark.parametrize("scheduler", ["threads", "processes"])
 def test_sharded_store_is_exact_with_concurrent_writers(archive, tmp_path, scheduler):
+    import contextlib
+
     import dask
 
-    cube = open_cube(archive, bands=["B04", "B08"], resolution=120, chunks=64)
-    assert cube.sizes["y"] > 256 and cube.sizes["x"] > 256  # several shards, edge shards too
+    cube = open_cube(archive, bands=["B04", "B08"], resolution=300, chunks=64)
+    assert cube.sizes["y"] > 256 and cube.sizes["x"] > 512  # several shards, edge shards too
     store = tmp_path / "sharded.zarr"
-    with dask.config.set(scheduler=scheduler, num_workers=4):
+    if scheduler == "threads":
+        context: contextlib.AbstractContextManager = dask.config.set(
+            scheduler="threads", num_workers=4
+        )
+    else:  # process workers of a local cluster, two threads each
+        distributed = pytest.importorskip("distributed")
+        context = distributed.Client(
+            n_workers=2, threads_per_worker=2, processes=True, dashboard_address=None
+        )
+    with context:
         to_zarr(cube, store, shards=256, progress=False)
     meta = json.loads((store / "reflectance" / "zarr.json").read_text())
     codec = meta["codecs"][0]
