@@ -244,10 +244,13 @@ class StoreLock:
             if record is None:
                 return
             fresh = LockRecord(**{**asdict(record), "heartbeat": time.time()})
-            # the token stays ours: a replace that fails means the lock was taken over
-            if not self.file.replace(fresh, record.token):
-                self.lost = True
-                return
+            try:
+                # the token stays ours: a replace that fails means the lock was taken over
+                if not self.file.replace(fresh, record.token):
+                    self.lost = True
+                    return
+            except OSError:
+                continue  # a passing file-system error: try again at the next beat
             self.record = fresh
 
     def check(self) -> None:
