@@ -11,24 +11,22 @@ import xarray as xr
 from affine import Affine
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
-from pyproj import Transformer
 from rasterio.features import geometry_mask
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
-from ..aoi import read_aoi
+from ..aoi import aoi_to_crs
 from ..exceptions import SentinelCubeError
 
 __all__ = ["aoi_in_crs", "clip"]
 
 
 def aoi_in_crs(aoi: Any, crs: Any) -> BaseGeometry:
-    """The AOI (anything :func:`sentinel_cube.read_aoi` takes) in the cube's CRS."""
-    geometry = read_aoi(aoi)
-    transformer = Transformer.from_crs(4326, crs, always_xy=True)
-    return shapely.transform(
-        shapely.segmentize(geometry, 0.01), transformer.transform, interleaved=False
-    )
+    """The AOI (anything :func:`sentinel_cube.read_aoi` takes) in the cube's CRS.
+
+    :func:`sentinel_cube.aoi.aoi_to_crs`: densified exactly as planning does it.
+    """
+    return aoi_to_crs(aoi, crs)
 
 
 def clip(
