@@ -158,7 +158,7 @@ def reproject_geometry(
     >>> south = reproject_geometry(box(19, 45, 23, 48), 4326, 32634).bounds[1]
     >>> corner = reproject_geometry(shapely.Point(19, 45), 4326, 32634).y
     >>> round(corner - south)  # metres the edge's vertices alone would miss
-    1790
+    1946
     """
     src_key, dst_key = _crs_key(src_crs), _crs_key(dst_crs)
     if _same_crs(src_key, dst_key):

@@ -85,6 +85,18 @@ def aggregate(
 
     Examples
     --------
+    With ``cube`` from :func:`sentinel_cube.open_cube` (4 dates, June to August):
+
+    >>> monthly = sc.aggregate(cube, freq="MS", how="median",
+    ...                        where=cube.cloudcoverpercentage < 20)
+    >>> monthly.time.dt.month.values, monthly.n_scenes.values
+    (array([6, 7, 8]), array([1, 1, 1]))
+    >>> june = cube.isel(time=0).values  # the only clear June scene
+    >>> np.array_equal(monthly.isel(time=0).values, june, equal_nan=True)
+    True
+
+    Cloud masks of Level-2A products need their SCL band or files:
+
     >>> monthly = sc.aggregate(cube, freq="MS", how="median",
     ...                        where=cube.cloudcoverpercentage < 20, mask="scl")  # doctest: +SKIP
     """

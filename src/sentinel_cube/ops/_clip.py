@@ -72,7 +72,12 @@ def clip(
 
     Examples
     --------
-    >>> clipped = sc.clip(cube, "budapest.geojson")       # doctest: +SKIP
+    With ``cube`` from :func:`sentinel_cube.open_cube` (12 x 12 km in UTM zone 34):
+
+    >>> clipped = sc.clip(cube, (19.0, 47.45, 19.1, 47.55))  # a lon/lat box
+    >>> cube.sizes["x"], clipped.sizes["x"]
+    (24, 16)
+    >>> clipped = sc.clip(cube, "budapest.geojson")           # doctest: +SKIP
     """
     if cube.rio.crs is None:
         raise SentinelCubeError("the cube has no CRS: build it with open_cube or set .rio.crs")

@@ -155,14 +155,23 @@ def stretch(
 
     Examples
     --------
-    >>> values = np.arange(1, 101, dtype="uint16").reshape(1, 1, 10, 10)
-    >>> cube = xr.DataArray(values, dims=("time", "band", "y", "x"))
-    >>> out = stretch(cube, (10, 90))
-    >>> float(out.stretch_low), float(out.stretch_high)
-    (10.9, 90.1)
-    >>> out.values[0, 0, 0, :3], out.values[0, 0, -1, -3:]
-    (array([0, 0, 0], dtype=uint8), array([255, 255, 255], dtype=uint8))
-    >>> rgb = stretch(cube.sel(band=["B04", "B03", "B02"]), (2, 98))   # doctest: +SKIP
+    With ``cube`` from :func:`sentinel_cube.open_cube`:
+
+    >>> rgb = stretch(cube.sel(band=["B04", "B03", "B02"]), (2, 98))
+    >>> rgb.dtype, rgb.dims
+    (dtype('uint8'), ('time', 'band', 'y', 'x'))
+    >>> red = cube.sel(band="B04").values
+    >>> bool(rgb.stretch_low.sel(band="B04") == np.nanpercentile(red, 2))
+    True
+
+    DN cubes count 0 as no data:
+
+    >>> dn = np.arange(0, 100, dtype="uint16").reshape(1, 1, 10, 10)
+    >>> out = stretch(xr.DataArray(dn, dims=("time", "band", "y", "x")), (10, 90))
+    >>> out.stretch_low.values, out.stretch_high.values
+    (array([10.8]), array([89.2]))
+    >>> out.values[0, 0, 0, :4]
+    array([0, 0, 0, 0], dtype=uint8)
     """
     if out not in ("uint8", "float"):
         raise SentinelCubeError(f"out={out!r}: use 'uint8' or 'float'")
