@@ -5,13 +5,14 @@ import sys
 import types
 
 import geopandas as gpd
+import numpy as np
 import pytest
 import shapely
 from pyproj import Transformer
 from shapely.geometry import MultiPolygon, Point, Polygon, box, shape
 
 from sentinel_cube import AOIError, MissingExtraError, SentinelCubeError, geocode, read_aoi
-from sentinel_cube.aoi import aoi_hull
+from sentinel_cube.aoi import aoi_hull, aoi_to_crs, reproject_geometry
 
 
 def test_bbox_becomes_box():
@@ -51,6 +52,33 @@ def test_file_in_other_crs_is_reprojected(tmp_path):
     result = read_aoi(path)
     for corner in corners:  # every original corner lies on the reprojected outline
         assert result.exterior.distance(Point(corner)) < 1e-7
+
+
+def test_aoi_to_crs_follows_curved_edges():
+    # 4 x 3 degrees across 21 E, the central meridian of UTM zone 34: parallels bow
+    # southwards towards the meridian, by ~1.8 km along the southern edge
+    aoi = box(19.0, 45.0, 23.0, 48.0)
+    projected = aoi_to_crs(aoi, "EPSG:32634")
+    to_utm = Transformer.from_crs(4326, 32634, always_xy=True)
+    t = np.linspace(0.0, 1.0, 40001)  # every 1e-4 degree along each edge
+    edges = [(19 + 4 * t, np.full_like(t, 45.0)), (19 + 4 * t, np.full_like(t, 48.0)),
+             (np.full_like(t, 19.0), 45 + 3 * t), (np.full_like(t, 23.0), 45 + 3 * t)]  # fmt: skip
+    for lon, lat in edges:
+        x, y = to_utm.transform(lon, lat)
+        assert shapely.distance(projected.exterior, shapely.points(x, y)).max() < 0.05
+    expected = to_utm.transform_bounds(*aoi.bounds, densify_pts=4001)
+    np.testing.assert_allclose(projected.bounds, expected, atol=0.05, rtol=0)
+    naive = shapely.transform(aoi, to_utm.transform, interleaved=False)
+    assert naive.bounds[1] - expected[1] > 1000  # what vertices alone would miss
+
+
+def test_reproject_geometry_round_trip_and_holes():
+    ring = Point(19.05, 47.5).buffer(0.5).difference(Point(19.05, 47.5).buffer(0.1))
+    utm = reproject_geometry(ring, 4326, 32634)
+    assert len(utm.interiors) == 1
+    back = reproject_geometry(utm, 32634, 4326)
+    assert back.hausdorff_distance(ring) < 1e-6  # ~10 cm
+    assert reproject_geometry(ring, 4326, "EPSG:4326").equals(ring)
 
 
 def test_geodataframe_and_geometry(tmp_path):

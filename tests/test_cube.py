@@ -8,7 +8,10 @@ import dask
 import numpy as np
 import pytest
 import rasterio
+import rasterio.features
+import shapely
 from pyproj import Transformer
+from shapely.geometry import box
 
 import sentinel_cube as sc
 from _cube_helpers import (
@@ -145,6 +148,34 @@ def test_default_crs_is_the_zone_holding_most_of_the_aoi(tmp_path):
     aoi = (west[0] - 0.05, west[1] - 0.05, west[0] + 0.05, west[1] + 0.05)
     assert open_cube(paths, bands=["B04"], resolution=610, aoi=aoi).rio.crs.to_epsg() == 32633
     assert open_cube(paths, bands=["B04"], resolution=610).rio.crs.to_epsg() in (32633, 32634)
+
+
+def test_plan_and_clip_agree_on_a_large_aoi_across_a_central_meridian(budapest):
+    # 4 x 3 degrees across 21 E (central meridian of UTM zone 34): in UTM the southern
+    # edge bows ~1.8 km south of the chord between its corners
+    aoi = box(19.0, 45.0, 23.0, 48.0)
+    with dask.config.set(scheduler=_raise_on_compute):
+        cube = open_cube(budapest, bands=["B04"], resolution=300, aoi=aoi)
+        clipped = sc.clip(cube, aoi)
+    assert cube.rio.crs.to_epsg() == 32634
+    to_utm = Transformer.from_crs(4326, 32634, always_xy=True)
+    left, bottom, right, top = to_utm.transform_bounds(*aoi.bounds, densify_pts=4001)
+    grid = cube.rio.bounds()
+    assert grid[0] <= left and grid[1] <= bottom and grid[2] >= right and grid[3] >= top
+    # clip keeps the rows down to the AOI's southernmost point (21 E, 45 N) ...
+    assert float(clipped.y.min()) - 150 <= bottom + 300
+    # ... and so does rasterio's own mask of the outline sampled every 1e-4 degree
+    t = np.linspace(0.0, 1.0, 40001)
+    lon = np.concatenate([19 + 4 * t, np.full_like(t, 23.0), 23 - 4 * t, np.full_like(t, 19.0)])
+    lat = np.concatenate([np.full_like(t, 45.0), 45 + 3 * t, np.full_like(t, 48.0), 48 - 3 * t])
+    outline = shapely.Polygon(np.column_stack(to_utm.transform(lon, lat)))
+    inside = rasterio.features.geometry_mask(
+        [outline], out_shape=cube.shape[-2:], transform=cube.rio.transform(), invert=True
+    )
+    rows = np.flatnonzero(inside.any(axis=1))
+    cols = np.flatnonzero(inside.any(axis=0))
+    np.testing.assert_array_equal(clipped.y.values, cube.y.values[rows[0] : rows[-1] + 1])
+    np.testing.assert_array_equal(clipped.x.values, cube.x.values[cols[0] : cols[-1] + 1])
 
 
 def test_mixed_baselines_agree_on_identical_ground(tmp_path):

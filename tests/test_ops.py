@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dask
+import dask.array
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -197,9 +198,9 @@ def test_percentile_edge_cases():
 
 def test_stretch_is_lazy_and_correct(cube, computed):
     rgb = computed.sel(band=["B04", "B03", "B02"])
-    with dask.config.set(scheduler=_raise_on_compute):
-        lazy = sc.stretch(cube.sel(band=["B04", "B03", "B02"]), (2, 98))
-    done = lazy.compute()  # data and percentile coords in one pass
+    lazy = sc.stretch(cube.sel(band=["B04", "B03", "B02"]), (2, 98))  # percentiles computed
+    assert isinstance(lazy.data, dask.array.Array)  # the stretched pixels are not
+    done = lazy.compute()
     low, high = done.stretch_low.values, done.stretch_high.values
     for i, band in enumerate(["B04", "B03", "B02"]):
         values = rgb.sel(band=band).values
@@ -213,6 +214,129 @@ def test_stretch_is_lazy_and_correct(cube, computed):
     per_frame = sc.stretch(cube, (2, 98), dims=("y", "x"), out="float")
     assert per_frame.stretch_low.dims == ("time", "band")
     assert np.nanmax(per_frame.values) <= 1 and np.nanmin(per_frame.values) >= 0
+
+
+def _numpy_stretch(values: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """uint8 stretch of (time, band, y, x) values by per-band bounds, with numpy alone."""
+    low, high = low[None, :, None, None], high[None, :, None, None]
+    scaled = (values.astype(np.float64) - low) / (high - low)
+    return np.where(np.isnan(values), 0, np.rint(np.clip(scaled, 0, 1) * 255)).astype(np.uint8)
+
+
+@pytest.mark.parametrize("how", ["mean", "median"])
+def test_stretch_of_an_aggregate_equals_numpy(cube, how):
+    window = {"band": ["B04", "B03", "B02"], "y": slice(0, 128), "x": slice(128, 256)}
+    aggregated = sc.aggregate(cube.sel(band=window["band"]).isel(y=window["y"], x=window["x"]),
+                              freq="MS", how=how)  # fmt: skip
+    values = aggregated.compute().values  # float32, off the 1e-4 reflectance grid
+    low = np.array([np.nanpercentile(values[:, b], 2) for b in range(3)])
+    high = np.array([np.nanpercentile(values[:, b], 98) for b in range(3)])
+    expected = _numpy_stretch(values, low, high)
+    for source in (aggregated, aggregated.compute()):  # dask- and numpy-backed
+        got = sc.stretch(source, (2, 98))
+        np.testing.assert_array_equal(got.stretch_low.values, low)
+        np.testing.assert_array_equal(got.stretch_high.values, high)
+        np.testing.assert_array_equal(got.values, expected)
+    assert "sentinel_cube_units" not in aggregated.attrs  # its values are not read DNs
+
+
+def test_stretch_of_any_float_equals_numpy(computed):
+    rgb = computed.sel(band=["B04", "B03", "B02"]).isel(y=slice(0, 60), x=slice(100, 180))
+    for values in (rgb * np.float32(1.37), rgb.astype(np.float64) / 3):
+        values = values.assign_attrs(sentinel_cube_units="reflectance")  # a misleading attr
+        data = values.values
+        low = np.array([np.nanpercentile(data[:, b], 2) for b in range(3)])
+        high = np.array([np.nanpercentile(data[:, b], 98) for b in range(3)])
+        got = sc.stretch(values.chunk({"time": 1, "band": 1, "y": 32, "x": 32}), (2, 98))
+        np.testing.assert_array_equal(got.stretch_low.values, low)
+        np.testing.assert_array_equal(got.stretch_high.values, high)
+        np.testing.assert_array_equal(got.values, _numpy_stretch(data, low, high))
+
+
+def test_pooled_stretch_reads_once_for_percentiles_then_streams(archive, tmp_path, monkeypatch):
+    from sentinel_cube import _graph
+    from sentinel_cube.ops import _stretch
+
+    reads, histograms = [], []
+    read_block, block_histograms = _graph.read_block, _stretch._block_histograms
+
+    def counting_read(task):
+        reads.append(task.block.grid.bounds)
+        return read_block(task)
+
+    def counting_histograms(block, *args, **kwargs):
+        if block.size:  # not dask's call on an empty block to learn the output type
+            histograms.append(block.shape)
+        return block_histograms(block, *args, **kwargs)
+
+    monkeypatch.setattr(_graph, "read_block", counting_read)
+    monkeypatch.setattr(_stretch, "_block_histograms", counting_histograms)
+    cube = sc.open_cube(archive, bands=["B04", "B03", "B02"], resolution=610, chunks=64)
+    n_chunks = cube.data.npartitions
+    reads.clear()
+    rgb = sc.stretch(cube, (2, 98))  # pooled over time, y and x
+    # the percentiles are known now, from one pass: each chunk read and counted once
+    assert len(histograms) == n_chunks and len(reads) == n_chunks
+    assert isinstance(rgb.stretch_low.data, np.ndarray)
+    # every output chunk depends on its own input chunk only (and the bounds)
+    reads.clear()
+    rgb.data.blocks[1, 2, 1, 3].compute()
+    assert len(reads) == 1
+    # writing the whole cube, a picture and a store never redo the percentiles
+    reads.clear()
+    done = rgb.compute()
+    assert len(reads) == n_chunks
+    sc.to_png(rgb.isel(time=0), tmp_path / "rgb.png")
+    sc.to_zarr(rgb, tmp_path / "rgb.zarr", progress=False)
+    assert len(histograms) == n_chunks
+    np.testing.assert_array_equal(sc.open_zarr(tmp_path / "rgb.zarr").values, done.values)
+
+
+_PEAK_SCRIPT = """
+import numpy as np, dask, dask.array as da, xarray as xr
+import sentinel_cube as sc
+
+def rss(field):
+    lines = open("/proc/self/status").read().splitlines()
+    return int(next(x for x in lines if x.startswith(field + ":")).split()[1]) * 1024
+
+def make(block_info=None):
+    (t0, _), (b0, _), (y0, y1), (x0, x1) = block_info[None]["array-location"]
+    n = (y1 - y0) * (x1 - x0)
+    seed = np.uint32((t0 * 131 + b0 * 17 + y0 * 7 + x0) % 65521)
+    keys = (np.arange(n, dtype=np.uint32) * np.uint32(2654435761) + seed) % np.uint32(12000)
+    return (keys + 1).astype(np.uint16).reshape(1, 1, y1 - y0, x1 - x0)
+
+side, chunk = 5120, 512
+data = da.map_blocks(make, dtype=np.uint16, chunks=((1,) * 6, (1,), (chunk,) * (side // chunk),
+                                                    (chunk,) * (side // chunk)))
+cube = xr.DataArray(data, dims=("time", "band", "y", "x"))
+
+class Sink:
+    def __setitem__(self, key, value):
+        pass
+
+with dask.config.set(scheduler="threads", num_workers=2):
+    before = rss("VmRSS")
+    stretched = sc.stretch(cube, (2, 98))
+    da.store(stretched.data, Sink(), lock=False)
+print(cube.nbytes, rss("VmHWM") - before)
+"""
+
+
+def test_pooled_stretch_of_a_large_cube_stays_within_a_fraction_of_its_size():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if not Path("/proc/self/status").exists():
+        pytest.skip("peak memory is read from /proc (Linux)")
+    run = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT], capture_output=True, text=True,
+                         timeout=120, env={**__import__("os").environ})  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    nbytes, growth = (int(v) for v in run.stdout.split())
+    assert nbytes >= 300 * 2**20  # of uint16; 2.4 GiB as float64 intermediates
+    assert growth < nbytes / 3, f"grew by {growth / 2**20:.0f} MiB for {nbytes / 2**20:.0f} MiB"
 
 
 # ----------------------------------------------------------------------------- aggregate

@@ -8,16 +8,19 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import shapely
-from shapely.geometry import MultiPolygon, Polygon, box, shape
+from pyproj import CRS, Transformer
+from shapely.geometry import LinearRing, LineString, MultiPolygon, Polygon, box, shape
 from shapely.geometry.base import BaseGeometry
 
 from .exceptions import AOIError, MissingExtraError, SentinelCubeError
 
-__all__ = ["AOILike", "aoi_hull", "geocode", "read_aoi"]
+__all__ = ["AOILike", "aoi_hull", "aoi_to_crs", "geocode", "read_aoi", "reproject_geometry"]
 
 #: What :func:`read_aoi` accepts.
 AOILike = Any
@@ -26,6 +29,21 @@ _VECTOR_SUFFIXES = {
     ".geojson", ".json", ".gpkg", ".shp", ".kml", ".fgb", ".gml", ".parquet", ".geoparquet",
     ".zip", ".wkt", ".txt",
 }  # fmt: skip
+#: Densifying reprojected outlines. An edge is straight in its source CRS and generally
+#: curved in the target one (a parallel bows by ~1.8 km over 4 degrees in UTM), so the
+#: vertices alone under-cover the area. Edges are first cut to at most this length in the
+#: source CRS, short enough that the projected edge bends one way only (no inflection),
+#: so that its largest deviation from a chord sits near the chord's midpoint ...
+_MAX_SEGMENT = {"degree": 0.1, "other": 10_000.0}
+#: ... then every piece whose projected midpoint lies farther than this from the middle of
+#: its projected chord is halved, until all pass: the outline is then within about this
+#: distance of the true curve (in target units: ~1 cm, or 1e-7 degree ~ 1 cm), whatever
+#: the AOI's size. A fixed step alone would either miss that bound on large AOIs or
+#: waste vertices on small ones.
+_TOLERANCE = {"degree": 1e-7, "other": 0.01}
+#: Halvings at most (2**20 pieces per initial segment): a backstop for degenerate CRSs.
+_MAX_HALVINGS = 20
+
 _EXPECTED = (
     "expected a polygon AOI: a GeoJSON or other vector file, WKT text, "
     "a (minx, miny, maxx, maxy) bbox in degrees, a shapely geometry or a GeoDataFrame"
@@ -91,6 +109,147 @@ def aoi_hull(aoi: AOILike) -> Polygon:
     return hull
 
 
+def aoi_to_crs(aoi: AOILike, crs: Any) -> BaseGeometry:
+    """An AOI (anything :func:`read_aoi` takes) in ``crs``, its edges densified.
+
+    The one way this package reprojects AOIs: planning (``open_cube(aoi=...)``) and
+    :func:`sentinel_cube.clip` both use it, so they agree on the AOI's extent.
+
+    Examples
+    --------
+    >>> utm = aoi_to_crs((19.0, 45.0, 23.0, 48.0), "EPSG:32634")
+    >>> round(utm.bounds[1])  # the southern edge bows south of its corners
+    4982950
+    >>> len(utm.exterior.coords) > 5
+    True
+    """
+    return reproject_geometry(read_aoi(aoi), 4326, crs)
+
+
+def reproject_geometry(
+    geometry: BaseGeometry, src_crs: Any, dst_crs: Any, tolerance: float | None = None
+) -> BaseGeometry:
+    """Reproject ``geometry`` from ``src_crs`` to ``dst_crs``, densifying its edges.
+
+    Edges (straight lines in ``src_crs``) are cut until each projected piece lies
+    within ~1 cm of the true projected curve; original vertices are kept. Points
+    are transformed as they are.
+
+    Parameters
+    ----------
+    geometry
+        Any shapely geometry, in ``src_crs`` (x, y order: lon, lat for degrees).
+    src_crs, dst_crs
+        Anything :class:`pyproj.CRS` takes (``4326``, ``"EPSG:32634"``, WKT, a
+        rasterio or pyproj CRS).
+    tolerance
+        Largest distance between the projected outline and the true curve, in
+        ``dst_crs`` units; default ~1 cm (0.01 m, or 1e-7 degree). Coarser is
+        cheaper: fewer vertices.
+
+    Returns
+    -------
+    shapely geometry
+        Of the same type; ``geometry`` itself when the two CRSs are equal.
+
+    Examples
+    --------
+    >>> from shapely.geometry import box
+    >>> south = reproject_geometry(box(19, 45, 23, 48), 4326, 32634).bounds[1]
+    >>> corner = reproject_geometry(shapely.Point(19, 45), 4326, 32634).y
+    >>> round(corner - south)  # metres the edge's vertices alone would miss
+    1946
+    """
+    src_key, dst_key = _crs_key(src_crs), _crs_key(dst_crs)
+    if _same_crs(src_key, dst_key):
+        return geometry
+    transformer = _transformer(src_key, dst_key)
+    segment = _MAX_SEGMENT[_unit(src_key)]
+    if tolerance is None:
+        tolerance = _TOLERANCE[_unit(dst_key)]
+    elif not tolerance > 0:
+        raise ValueError(f"tolerance must be positive, got {tolerance!r}")
+
+    def ring(coords: np.ndarray) -> np.ndarray:
+        return _densified(coords, transformer, segment, float(tolerance))
+
+    return _map_lines(geometry, ring, transformer)
+
+
+def _crs_key(crs: Any) -> str | int:
+    """A hashable, cheap key of a CRS for the caches below."""
+    if isinstance(crs, int | str):
+        return crs
+    to_epsg = getattr(crs, "to_epsg", None)
+    epsg = to_epsg() if callable(to_epsg) else None
+    return f"EPSG:{epsg}" if epsg else CRS.from_user_input(crs).to_wkt()
+
+
+@lru_cache(maxsize=256)
+def _transformer(src: str | int, dst: str | int) -> Transformer:
+    return Transformer.from_crs(src, dst, always_xy=True)
+
+
+@lru_cache(maxsize=256)
+def _same_crs(src: str | int, dst: str | int) -> bool:
+    return src == dst or CRS.from_user_input(src) == CRS.from_user_input(dst)
+
+
+@lru_cache(maxsize=256)
+def _unit(crs: str | int) -> str:
+    return "degree" if CRS.from_user_input(crs).is_geographic else "other"
+
+
+def _densified(
+    coords: np.ndarray, transformer: Transformer, max_segment: float, tolerance: float
+) -> np.ndarray:
+    """Projected vertices of a line (``(n, 2)`` source coords), edges halved adaptively."""
+    src = np.asarray(shapely.get_coordinates(shapely.segmentize(LineString(coords), max_segment)))
+    if len(src) < 2:
+        return np.column_stack(transformer.transform(src[:, 0], src[:, 1]))
+    dst = np.column_stack(transformer.transform(src[:, 0], src[:, 1]))
+    active = np.ones(len(src) - 1, dtype=bool)  # segments still to check
+    for _ in range(_MAX_HALVINGS):
+        index = np.flatnonzero(active)
+        if not index.size:
+            break
+        middle = (src[index] + src[index + 1]) / 2
+        projected = np.column_stack(transformer.transform(middle[:, 0], middle[:, 1]))
+        chord = (dst[index] + dst[index + 1]) / 2
+        error = np.hypot(*(projected - chord).T)
+        split = error > tolerance  # NaN (outside the projection's domain) is left alone
+        if not split.any():
+            break
+        where = index[split] + 1
+        src = np.insert(src, where, middle[split], axis=0)
+        dst = np.insert(dst, where, projected[split], axis=0)
+        # the two halves of a split segment are checked again, the others are final
+        active = np.zeros(len(src) - 1, dtype=bool)
+        positions = where + np.arange(len(where))  # indices of the inserted vertices
+        active[positions - 1] = True
+        active[positions] = True
+    return dst
+
+
+def _map_lines(geometry: BaseGeometry, ring: Any, transformer: Transformer) -> BaseGeometry:
+    """Apply ``ring`` to every line of ``geometry``, rebuilding its type."""
+    if geometry.is_empty:
+        return geometry
+    if isinstance(geometry, Polygon):
+        return Polygon(
+            ring(np.asarray(geometry.exterior.coords)),
+            [ring(np.asarray(hole.coords)) for hole in geometry.interiors],
+        )
+    if isinstance(geometry, LinearRing):
+        return LinearRing(ring(np.asarray(geometry.coords)))
+    if isinstance(geometry, LineString):
+        return LineString(ring(np.asarray(geometry.coords)))
+    parts = getattr(geometry, "geoms", None)
+    if parts is not None:
+        return type(geometry)([_map_lines(g, ring, transformer) for g in parts])
+    return shapely.transform(geometry, transformer.transform, interleaved=False)  # points
+
+
 def geocode(place: str) -> Polygon | MultiPolygon:
     """Boundary polygon of a named place from OpenStreetMap (Nominatim) via osmnx.
 
@@ -142,10 +301,11 @@ def _from_geopandas(frame: Any, what: str) -> Polygon | MultiPolygon:
         if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
             raise AOIError(f"{what} has no CRS and its coordinates are not lon/lat degrees")
         frame = frame.set_crs(4326)
-    elif frame.crs.to_epsg() != 4326:
-        frame = frame.to_crs(4326)
     geometry = frame.geometry if hasattr(frame, "geometry") else frame
-    return _finish(shapely.union_all(geometry.values), what)
+    parts = [g for g in geometry.values if g is not None]
+    if frame.crs.to_epsg() != 4326:  # densified, as every reprojected AOI
+        parts = [reproject_geometry(g, frame.crs, 4326) for g in parts]
+    return _finish(shapely.union_all(parts), what)
 
 
 def _from_file(path: Path) -> Polygon | MultiPolygon:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import warnings
 
+import dask
+import dask.array as da
 import numpy as np
 import rasterio
 import rioxarray  # noqa: F401  (registers the .rio accessor)
@@ -52,18 +54,21 @@ def to_png(rgb: xr.DataArray, path: str | os.PathLike[str], *, nodata: str = "tr
     if nodata not in ("transparent", "black"):
         raise SentinelCubeError(f"nodata={nodata!r}: use 'transparent' or 'black'")
     rgb = rgb.transpose("band", "y", "x")
-    if rgb.dtype == np.uint8:
-        picture = rgb.values
-        valid = (picture > 0).any(axis=0)
-    elif rgb.dtype.kind == "f" and "stretch_percentiles" in rgb.attrs:
-        values = rgb.values
-        valid = ~np.isnan(values).any(axis=0)
-        picture = np.rint(np.nan_to_num(values) * 255).astype(np.uint8)
-    else:
+    if rgb.dtype != np.uint8 and not (rgb.dtype.kind == "f" and "stretch_percentiles" in rgb.attrs):
+        # percentiles now (one pass), the stretch below chunk by chunk
         stretched = stretch(rgb.expand_dims("time"), (2, 98), dims=("time", "y", "x"), out="float")
-        values = stretched.isel(time=0).values
+        rgb = stretched.isel(time=0)
+    # 8-bit chunk by chunk: only the picture itself is ever whole in memory
+    values = rgb.data
+    if rgb.dtype == np.uint8:
+        picture, valid = values, (values > 0).any(axis=0)
+    else:
         valid = ~np.isnan(values).any(axis=0)
-        picture = np.rint(np.nan_to_num(values) * 255).astype(np.uint8)
+        if isinstance(values, da.Array):
+            picture = da.map_blocks(_to_uint8, values, dtype=np.uint8)
+        else:
+            picture = _to_uint8(values)
+    picture, valid = dask.compute(picture, valid)
     bands = [picture[i] for i in range(3)]
     if nodata == "transparent":
         bands.append(np.where(valid, 255, 0).astype(np.uint8))
@@ -101,6 +106,11 @@ def to_geotiff(
     options = {"driver": "COG"} if cog else {"driver": "GTiff", "tiled": True}
     array.rio.to_raster(Path(path), compress=compress.upper(), **options)
     return Path(path)
+
+
+def _to_uint8(values: np.ndarray) -> np.ndarray:
+    """Stretched floats in [0, 1] (NaN for no data) as 0..255."""
+    return np.rint(np.nan_to_num(values) * 255).astype(np.uint8)
 
 
 def _single_time(array: xr.DataArray, what: str) -> xr.DataArray:

@@ -34,17 +34,22 @@ def snap_bounds(
 
     Examples
     --------
-    >>> snap_bounds((300005.0, 5299000.0, 300095.0, 5299990.0), 10, anchor=(0, 40))
+    >>> snap_bounds((300005.0, 5299003.0, 300095.0, 5299995.0), 10, anchor=(0, 40))
     (300000.0, 5299000.0, 300100.0, 5300000.0)
+
+    Bounds already on the grid stay:
+
+    >>> snap_bounds((300000, 5299000, 300100, 5299990), 10, anchor=(0, 40))
+    (300000.0, 5299000.0, 300100.0, 5299990.0)
     """
     left, bottom, right, top = bounds
     ax, ay = anchor
 
     def down(value: float, origin: float) -> float:
-        return origin + math.floor((value - origin) / resolution + _EPS) * resolution
+        return float(origin + math.floor((value - origin) / resolution + _EPS) * resolution)
 
     def up(value: float, origin: float) -> float:
-        return origin + math.ceil((value - origin) / resolution - _EPS) * resolution
+        return float(origin + math.ceil((value - origin) / resolution - _EPS) * resolution)
 
     return (down(left, ax), down(bottom, ay), up(right, ax), up(top, ay))
 

@@ -11,16 +11,12 @@ densifying their edges, and divides there.
 from __future__ import annotations
 
 import geopandas as gpd
-import shapely
 from pyproj import CRS
 from shapely.geometry.base import BaseGeometry
 
-from ..aoi import AOILike, read_aoi
+from ..aoi import AOILike, read_aoi, reproject_geometry
 
 __all__ = ["coverage", "equal_area_crs"]
-
-#: Edges are densified to this many degrees (about 1 km) before projecting.
-_SEGMENT_DEG = 0.01
 
 
 def equal_area_crs(geometry: BaseGeometry) -> CRS:
@@ -63,16 +59,16 @@ def coverage(products: gpd.GeoDataFrame, aoi: AOILike) -> gpd.GeoDataFrame:
     """
     shape = read_aoi(aoi)
     crs = equal_area_crs(shape)
-    area = gpd.GeoSeries([shapely.segmentize(shape, _SEGMENT_DEG)], crs=4326).to_crs(crs).iloc[0]
+    area = reproject_geometry(shape, 4326, crs)  # densified, as everywhere (see aoi)
     footprints = products.geometry
     if footprints.crs is None:
         footprints = footprints.set_crs(4326)
-    footprints = footprints.to_crs(4326)
+    source = footprints.crs
     dense = gpd.GeoSeries(
-        [shapely.segmentize(g, _SEGMENT_DEG) if g is not None and not g.is_empty else None
+        [reproject_geometry(g, source, crs) if g is not None and not g.is_empty else None
          for g in footprints],
-        index=products.index, crs=4326,
-    ).to_crs(crs)  # fmt: skip
+        index=products.index, crs=crs,
+    )  # fmt: skip
     inside = dense.intersection(area).area.fillna(0.0)
     result = products.copy()
     result["aoi_fraction"] = (inside / area.area).clip(0.0, 1.0).astype("float64")

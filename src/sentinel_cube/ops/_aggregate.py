@@ -85,6 +85,18 @@ def aggregate(
 
     Examples
     --------
+    With ``cube`` from :func:`sentinel_cube.open_cube` (4 dates, June to August):
+
+    >>> monthly = sc.aggregate(cube, freq="MS", how="median",
+    ...                        where=cube.cloudcoverpercentage < 20)
+    >>> monthly.time.dt.month.values, monthly.n_scenes.values
+    (array([6, 7, 8]), array([1, 1, 1]))
+    >>> june = cube.isel(time=0).values  # the only clear June scene
+    >>> np.array_equal(monthly.isel(time=0).values, june, equal_nan=True)
+    True
+
+    Cloud masks of Level-2A products need their SCL band or files:
+
     >>> monthly = sc.aggregate(cube, freq="MS", how="median",
     ...                        where=cube.cloudcoverpercentage < 20, mask="scl")  # doctest: +SKIP
     """
@@ -144,8 +156,27 @@ def aggregate(
     result = result.assign_coords(n_scenes=(dim, n_scenes.to_numpy().astype(np.int64)))
     if cube.rio.crs is not None:
         result = result.rio.write_crs(cube.rio.crs)
-    result.attrs.update(aggregation=how if how != "quantile" else f"quantile({q})")
-    return result.astype(np.float32) if how != "count" else result.astype(np.int64)
+    result = result.astype(np.float32) if how != "count" else result.astype(np.int64)
+    result.attrs = _attrs(cube.attrs, how if how != "quantile" else f"quantile({q})")
+    return result
+
+
+def _attrs(attrs: dict[str, Any], aggregation: str) -> dict[str, Any]:
+    """The cube's attributes that still hold for its aggregate.
+
+    ``sentinel_cube_units`` goes: it says the values are as read from the products
+    (uint16 DN, or reflectances on the 1e-4 grid), which means, medians and standard
+    deviations are not (:func:`sentinel_cube.stretch` would pick a method for them).
+    No data becomes NaN (DN cubes are reduced as floats); counts have no unit.
+    """
+    kept = {k: v for k, v in attrs.items() if k not in ("sentinel_cube_units", "_FillValue")}
+    if aggregation == "count":
+        kept.pop("scale_factor_note", None)
+        kept["units"] = "1"
+    else:
+        kept["_FillValue"] = np.float32(np.nan)
+    kept["aggregation"] = aggregation
+    return kept
 
 
 def _parse_how(how: str, q: float | None) -> tuple[str, float | None]:

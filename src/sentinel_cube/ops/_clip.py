@@ -11,24 +11,22 @@ import xarray as xr
 from affine import Affine
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
-from pyproj import Transformer
 from rasterio.features import geometry_mask
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
-from ..aoi import read_aoi
+from ..aoi import aoi_to_crs
 from ..exceptions import SentinelCubeError
 
 __all__ = ["aoi_in_crs", "clip"]
 
 
 def aoi_in_crs(aoi: Any, crs: Any) -> BaseGeometry:
-    """The AOI (anything :func:`sentinel_cube.read_aoi` takes) in the cube's CRS."""
-    geometry = read_aoi(aoi)
-    transformer = Transformer.from_crs(4326, crs, always_xy=True)
-    return shapely.transform(
-        shapely.segmentize(geometry, 0.01), transformer.transform, interleaved=False
-    )
+    """The AOI (anything :func:`sentinel_cube.read_aoi` takes) in the cube's CRS.
+
+    :func:`sentinel_cube.aoi.aoi_to_crs`: densified exactly as planning does it.
+    """
+    return aoi_to_crs(aoi, crs)
 
 
 def clip(
@@ -74,7 +72,12 @@ def clip(
 
     Examples
     --------
-    >>> clipped = sc.clip(cube, "budapest.geojson")       # doctest: +SKIP
+    With ``cube`` from :func:`sentinel_cube.open_cube` (12 x 12 km in UTM zone 34):
+
+    >>> clipped = sc.clip(cube, (19.0, 47.45, 19.1, 47.55))  # a lon/lat box
+    >>> cube.sizes["x"], clipped.sizes["x"]
+    (24, 16)
+    >>> clipped = sc.clip(cube, "budapest.geojson")           # doctest: +SKIP
     """
     if cube.rio.crs is None:
         raise SentinelCubeError("the cube has no CRS: build it with open_cube or set .rio.crs")

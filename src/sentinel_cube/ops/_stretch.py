@@ -39,17 +39,28 @@ def cube_percentiles(
     - ``"grid"`` (float reflectance read from products, ``(DN + offset) / 1e4``):
       the same histogram over the 1e-4 grid; lazy. A value off the grid raises
       at compute time.
-    - ``"radix"`` (any float32): exact radix selection on the order-preserving
-      bit pattern in two passes (computes the data twice, eagerly).
-    - ``"auto"``: ``histogram`` for integers, ``grid`` for reflectance cubes
-      built by :func:`sentinel_cube.open_cube` (``sentinel_cube_units`` attr),
-      ``radix`` otherwise.
+    - ``"radix"`` (any float32 or float64): exact radix selection on the
+      order-preserving bit pattern, 16 bits per pass (computes the data twice for
+      float32, four times for float64, eagerly).
+    - ``"auto"``: ``histogram`` for uint16 (and uint8) cubes, lazily. For float
+      cubes it computes now: ``grid`` when the cube says it holds reflectances read
+      from products (``sentinel_cube_units`` attr, set by
+      :func:`sentinel_cube.open_cube`), falling back to ``radix`` when any value
+      turns out to be off the grid (attributes can outlive what they describe),
+      ``radix`` otherwise. Float16 values are taken as float32.
 
     Returns
     -------
     xarray.DataArray
         Dims: the dims not reduced (e.g. ``band``) plus ``percentile``; NaN for
         groups with no valid value.
+
+    Examples
+    --------
+    >>> values = np.array([[[[0.1, 0.4], [0.2, np.nan]]]], dtype="float32")
+    >>> cube = xr.DataArray(values, dims=("time", "band", "y", "x"))
+    >>> cube_percentiles(cube, (0, 50, 100)).values
+    array([[0.1..., 0.2..., 0.4...]])
     """
     dims = tuple(dims)
     missing = [d for d in dims if d not in cube.dims]
@@ -60,23 +71,35 @@ def cube_percentiles(
     for p in percentiles:
         if not 0 <= p <= 100:
             raise SentinelCubeError(f"percentile {p} is outside [0, 100]")
+    explicit = method != "auto"
     method = _method(cube, method)
     keep = [d for d in cube.dims if d not in dims]
     ordered = cube.transpose(*keep, *dims)
     data = ordered.data if isinstance(ordered.data, da.Array) else da.from_array(ordered.data)
+    if data.dtype == np.uint8:
+        data = data.astype(np.uint16)  # the same values, the same percentiles
+    elif data.dtype == np.float16:
+        data = data.astype(np.float32)
     n_keep = len(keep)
+    options: dict[str, Any] = {"percentiles": tuple(percentiles), "dtype_name": str(data.dtype)}
+    values: Any
     if method == "radix":
         values = _radix_percentiles(data, n_keep, tuple(percentiles))
+    elif method == "grid" and not explicit:  # checked now: off the grid falls back to radix
+        counts = np.asarray(_histograms(data, n_keep, grid=True).compute())
+        if counts[..., -1].any():
+            values = _radix_percentiles(data, n_keep, tuple(percentiles))
+        else:
+            values = _percentiles_of(counts, grid=True, **options)
     else:
         hist = _histograms(data, n_keep, grid=(method == "grid"))
         values = da.map_blocks(
             _percentiles_of,
             hist,
-            percentiles=tuple(percentiles),
-            dtype_name=str(cube.dtype),
             grid=method == "grid",
             chunks=(*hist.chunks[:-1], (len(percentiles),)),
             dtype=np.float64,
+            **options,
         )
     coords: dict[Any, Any] = {d: cube[d] for d in keep if d in cube.coords}
     coords["percentile"] = ("percentile", np.asarray(percentiles, dtype=np.float64))
@@ -106,23 +129,55 @@ def stretch(
         ``"uint8"``: ``round(255 * stretched)``, 0 for no data; ``"float"``:
         float32 in ``[0, 1]``, NaN for no data.
 
+    method
+        See :func:`cube_percentiles`; ``"auto"`` works on any cube: uint16 DN,
+        reflectance, and any float (aggregates, computed values).
+
     Returns
     -------
     xarray.DataArray
-        Lazy; coords ``stretch_low``/``stretch_high`` hold the percentiles (lazy
-        too: ``.stretch_low.values`` computes them). Where ``low == high`` the
-        stretched value is 0.
+        Lazy when ``cube`` is (numpy when it is numpy); coords
+        ``stretch_low``/``stretch_high`` hold the percentiles, as numbers. Where
+        ``low == high`` the stretched value is 0.
+
+    Notes
+    -----
+    The percentiles are computed **now**, in one pass over ``cube`` that holds no
+    more than a chunk and a histogram per group at a time (two to four passes for
+    floats off the reflectance grid, see :func:`cube_percentiles`). A pooled
+    percentile depends on every pixel, so it has to be known before the first
+    output pixel: left lazy in the same graph, every input chunk would stay in
+    memory until the last one was counted, and each later computation (every
+    time step :func:`sentinel_cube.to_zarr` commits, every preview) would count
+    them all again. Computed once, the bounds are small constants: each output
+    chunk then depends on its own input chunk only, so a stretched cube larger
+    than memory streams to Zarr, GeoTIFF or PNG.
 
     Examples
     --------
-    >>> rgb = stretch(cube.sel(band=["B04", "B03", "B02"]), (2, 98))   # doctest: +SKIP
-    >>> rgb.stretch_low.values, rgb.stretch_high.values                # doctest: +SKIP
+    With ``cube`` from :func:`sentinel_cube.open_cube`:
+
+    >>> rgb = stretch(cube.sel(band=["B04", "B03", "B02"]), (2, 98))
+    >>> rgb.dtype, rgb.dims
+    (dtype('uint8'), ('time', 'band', 'y', 'x'))
+    >>> red = cube.sel(band="B04").values
+    >>> bool(rgb.stretch_low.sel(band="B04") == np.nanpercentile(red, 2))
+    True
+
+    DN cubes count 0 as no data:
+
+    >>> dn = np.arange(0, 100, dtype="uint16").reshape(1, 1, 10, 10)
+    >>> out = stretch(xr.DataArray(dn, dims=("time", "band", "y", "x")), (10, 90))
+    >>> out.stretch_low.values, out.stretch_high.values
+    (array([10.8]), array([89.2]))
+    >>> out.values[0, 0, 0, :4]
+    array([0, 0, 0, 0], dtype=uint8)
     """
     if out not in ("uint8", "float"):
         raise SentinelCubeError(f"out={out!r}: use 'uint8' or 'float'")
     if len(percentiles) != 2 or percentiles[0] > percentiles[1]:
         raise SentinelCubeError(f"percentiles={percentiles!r} must be (low, high) with low <= high")
-    bounds = cube_percentiles(cube, percentiles, dims, method)
+    bounds = cube_percentiles(cube, percentiles, dims, method).compute()  # see Notes
     low = bounds.isel(percentile=0, drop=True)
     high = bounds.isel(percentile=1, drop=True)
     values = cube.astype(np.float64)
@@ -152,15 +207,24 @@ def stretch(
 def _method(cube: xr.DataArray, method: str) -> str:
     if method not in METHODS:
         raise SentinelCubeError(f"method={method!r} is not one of {', '.join(METHODS)}")
-    kind = cube.dtype.kind
+    dtype = cube.dtype
     if method == "auto":
-        if kind in "iu":
+        if dtype in (np.uint8, np.uint16):
             return "histogram"
-        return "grid" if cube.attrs.get("sentinel_cube_units") == "reflectance" else "radix"
-    if method == "histogram" and cube.dtype != np.uint16:
+        if dtype.kind != "f":
+            raise SentinelCubeError(
+                f"cannot compute exact percentiles of a {dtype} cube: convert it to uint16 or "
+                "float32 (e.g. cube.astype('float32')) first"
+            )
+        reflectance = cube.attrs.get("sentinel_cube_units") == "reflectance"
+        # the attribute is a hint only: the grid histogram is checked (see cube_percentiles)
+        return "grid" if reflectance and dtype == np.float32 else "radix"
+    if method == "histogram" and dtype not in (np.uint8, np.uint16):
         raise SentinelCubeError("method='histogram' needs a uint16 cube (units='dn')")
-    if method in ("grid", "radix") and cube.dtype != np.float32:
-        raise SentinelCubeError(f"method={method!r} needs a float32 cube")
+    if method == "grid" and dtype != np.float32:
+        raise SentinelCubeError("method='grid' needs a float32 cube")
+    if method == "radix" and dtype not in (np.float16, np.float32, np.float64):
+        raise SentinelCubeError("method='radix' needs a float32 or float64 cube")
     return method
 
 
@@ -212,53 +276,58 @@ def _percentiles_of(
 
 
 def _float_keys(values: np.ndarray) -> np.ndarray:
-    """Order-preserving uint32 keys of float32 values (NaN excluded by the caller)."""
-    bits = values.astype(np.float32).view(np.uint32)
-    negative = (bits >> 31).astype(bool)
-    return np.where(negative, ~bits, bits | np.uint32(0x80000000))
+    """Order-preserving unsigned keys of float32 / float64 values (NaN excluded by the caller)."""
+    unsigned = np.uint32 if values.dtype == np.float32 else np.uint64
+    bits: Any = values.view(unsigned)
+    top = unsigned(1) << unsigned(8 * values.itemsize - 1)
+    return np.where(bits & top, ~bits, bits | top)
 
 
-def _key_to_float(key: int) -> np.float32:
-    bits = np.uint32(key)
-    if bits & np.uint32(0x80000000):
-        bits = bits & np.uint32(0x7FFFFFFF)
-    else:
-        bits = ~bits
-    return np.array([bits], dtype=np.uint32).view(np.float32)[0]
+def _key_to_float(key: int, dtype: np.dtype) -> np.floating:
+    """The float32 / float64 value of a key of :func:`_float_keys`."""
+    unsigned = np.uint32 if dtype == np.float32 else np.uint64
+    bits = unsigned(key)
+    top = unsigned(1) << unsigned(8 * dtype.itemsize - 1)
+    bits = bits & ~top if bits & top else ~bits
+    return np.array([bits], dtype=unsigned).view(dtype)[0]
 
 
-def _radix_pass(block: np.ndarray, n_keep: int, targets: np.ndarray | None) -> np.ndarray:
-    """High-16-bit histograms, or (with targets) low-16-bit histograms within target bins."""
+def _radix_pass(
+    block: np.ndarray, n_keep: int, digit: int, prefixes: np.ndarray | None
+) -> np.ndarray:
+    """Histograms of the 16-bit ``digit`` of the keys (0: the highest 16 bits).
+
+    Without ``prefixes``: of all valid values of each group, shape ``(..., 1, bins)``.
+    With ``prefixes`` (``(kept..., targets)``, the higher digits already chosen):
+    for each target, of the values whose higher digits equal its prefix.
+    """
     kept_shape = block.shape[:n_keep]
     rows = block.reshape(int(np.prod(kept_shape, dtype=np.int64)), -1)
+    shift = 8 * block.dtype.itemsize - 16 * (digit + 1)
     out = []
     for i, row in enumerate(rows):
         keys = _float_keys(row[~np.isnan(row)])
-        if targets is None:
-            out.append(np.bincount(keys >> 16, minlength=N_BINS)[None])
-        else:
-            wanted = targets.reshape(len(rows), -1)[i]
-            out.append(
-                np.stack(
-                    [
-                        np.bincount(keys[(keys >> 16) == h] & 0xFFFF, minlength=N_BINS)
-                        for h in wanted
-                    ]
-                )  # fmt: skip
-            )
+        digits = ((keys >> shift) & 0xFFFF).astype(np.int64)
+        if prefixes is None:
+            out.append(np.bincount(digits, minlength=N_BINS)[None])
+            continue
+        high = keys >> (shift + 16)
+        wanted = prefixes.reshape(len(rows), -1)[i]
+        out.append(np.stack([np.bincount(digits[high == p], minlength=N_BINS) for p in wanted]))
     hist = np.stack(out).astype(np.int64)  # (rows, targets or 1, bins)
     return hist.reshape(*kept_shape, *(1,) * (block.ndim - n_keep), *hist.shape[1:])
 
 
-def _radix_sum(data: da.Array, n_keep: int, targets: np.ndarray | None) -> np.ndarray:
+def _radix_sum(data: da.Array, n_keep: int, digit: int, prefixes: np.ndarray | None) -> np.ndarray:
     """Run one radix pass over the whole array and sum the per-block histograms."""
-    n_targets = 1 if targets is None else targets.shape[-1]
+    n_targets = 1 if prefixes is None else prefixes.shape[-1]
     block_chunks = [c if axis < n_keep else (1,) * len(c) for axis, c in enumerate(data.chunks)]
     per_block = da.map_blocks(
         _radix_pass,
         data,
         n_keep=n_keep,
-        targets=targets,
+        digit=digit,
+        prefixes=prefixes,
         new_axis=[data.ndim, data.ndim + 1],
         chunks=(*block_chunks, (n_targets,), (N_BINS,)),
         dtype=np.int64,
@@ -269,13 +338,13 @@ def _radix_sum(data: da.Array, n_keep: int, targets: np.ndarray | None) -> np.nd
 
 
 def _radix_percentiles(data: da.Array, n_keep: int, percentiles: tuple[float, ...]) -> np.ndarray:
-    """Exact order statistics of any float32 data: 16 high bits, then 16 low bits."""
+    """Exact order statistics of float32 / float64 data, 16 bits of their keys per pass."""
     data = data.rechunk({axis: -1 for axis in range(n_keep)})  # blocks see every group
+    dtype = np.dtype(data.dtype)
     kept_shape = data.shape[:n_keep]
-    high = _radix_sum(data, n_keep, None)[:, 0, :]  # (groups, bins)
-    groups, n_p = high.shape[0], len(percentiles)
-    counts = high.sum(axis=1)
-    cumulative = np.cumsum(high, axis=1)
+    first = _radix_sum(data, n_keep, 0, None)[:, 0, :]  # (groups, bins)
+    groups, n_p = first.shape[0], len(percentiles)
+    counts = first.sum(axis=1)
     ranks = np.zeros((groups, 2 * n_p), dtype=np.int64)
     gammas = np.zeros((groups, n_p))
     for g in range(groups):
@@ -285,19 +354,25 @@ def _radix_percentiles(data: da.Array, n_keep: int, percentiles: tuple[float, ..
             lo = min(int(np.floor(virtual)), last)
             ranks[g, 2 * j : 2 * j + 2] = (lo, min(lo + 1, last))
             gammas[g, j] = virtual - lo
-    target_bins = np.stack([np.searchsorted(cumulative[g], ranks[g], side="right")
-                            for g in range(groups)])  # fmt: skip
-    low = _radix_sum(data, n_keep, target_bins.reshape(*kept_shape, 2 * n_p))
+    # per (group, target): the key's digits chosen so far and the rank left within them
+    prefixes = [[0] * (2 * n_p) for _ in range(groups)]
+    remaining = ranks.tolist()
+    hist = first[:, None, :].repeat(2 * n_p, axis=1)
+    for digit in range(8 * dtype.itemsize // 16):
+        if digit:
+            wanted = np.array(prefixes, dtype=np.uint64).reshape(*kept_shape, 2 * n_p)
+            hist = _radix_sum(data, n_keep, digit, wanted)
+        for g in range(groups):
+            for t in range(2 * n_p):
+                cumulative = np.cumsum(hist[g, t])
+                chosen = min(int(np.searchsorted(cumulative, remaining[g][t], "right")), N_BINS - 1)
+                remaining[g][t] -= int(cumulative[chosen - 1]) if chosen > 0 else 0
+                prefixes[g][t] = (prefixes[g][t] << 16) | chosen
     result = np.full((groups, n_p), np.nan)
     for g in range(groups):
         if counts[g] == 0:
             continue
-        values = []
-        for t in range(2 * n_p):
-            high_bin = int(target_bins[g, t])
-            before = int(cumulative[g][high_bin - 1]) if high_bin > 0 else 0
-            low_bits = int(np.searchsorted(np.cumsum(low[g, t]), ranks[g, t] - before, "right"))
-            values.append(_key_to_float((high_bin << 16) | low_bits))
+        values = [_key_to_float(key, dtype) for key in prefixes[g]]
         for j in range(n_p):
             a, b, gamma = values[2 * j], values[2 * j + 1], float(gammas[g, j])
             lerp = b - (b - a) * (1 - gamma) if gamma >= 0.5 else a + (b - a) * gamma

@@ -141,6 +141,9 @@ class _Browser:
                 low, high = self._global_bounds("rgb", self.cube.sel(band=self.bands))
                 shown = _apply_stretch(source, low, high)
             else:
+                # one frame, read once: stretch needs it twice (percentiles, then pixels),
+                # and the frame is held whole anyway while its own percentiles are counted
+                source = source.persist()
                 shown = stretch(source, self.percentiles, dims=("time", "y", "x"), out="uint8")
             valid = _valid(source).any("band")
             values, mask = dask.compute(shown.isel(sub).data, valid.isel(sub).data)

@@ -17,9 +17,11 @@ Examples
 >>> import tempfile
 >>> from sentinel_cube.testing import default_specs, make_archive, expected_dn
 >>> specs = default_specs(tiles=("34TCT", "34TDT"), dates=("2023-06-05", "2023-06-15"))
->>> paths = make_archive(tempfile.mkdtemp(), specs, scale=61, bands=["B04", "SCL"])
+>>> folder = tempfile.TemporaryDirectory()
+>>> paths = make_archive(folder.name, specs, scale=61, bands=["B04", "SCL"])
 >>> len(paths), paths[0].suffix
 (4, '.SAFE')
+>>> folder.cleanup()
 
 Geometry: ``scale=k`` keeps the true tile footprint (UTM CRS, real upper-left
 corner, 109.8 km) and multiplies pixel sizes by ``k`` (10 m bands get
