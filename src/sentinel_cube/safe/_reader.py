@@ -1,8 +1,10 @@
 """Read the metadata of a Sentinel-2 ``.SAFE`` product, folder or zip, into a :class:`Product`.
 
 Only XML is read: the product metadata (``MTD_MSIL1C.xml``/``MTD_MSIL2A.xml``) and
-the tile geocoding at the top of ``GRANULE/*/MTD_TL.xml``. Band rasters are never
-opened; their presence is checked in the folder or zip listing. Zips are read in
+the tile geocoding at the top of ``GRANULE/*/MTD_TL.xml``; band files are checked in
+the folder or zip listing, not opened. A product without ``MTD_TL.xml`` is the one
+exception: the header of one band file per resolution gives the band grids (the
+tile id alone does not fix the grid to better than tens of metres). Zips are read in
 place (the XML through :mod:`zipfile`, the rasters later through GDAL's
 ``/vsizip/``), never extracted.
 """
@@ -27,8 +29,9 @@ from shapely.geometry.base import BaseGeometry
 from shapely.geometry.polygon import orient
 
 from .. import mgrs
-from ..bands import NATIVE_RESOLUTION, SPECTRAL_BANDS, TILE_SIZE_10M, normalize_band
+from ..bands import NATIVE_RESOLUTION, SPECTRAL_BANDS, normalize_band
 from ..exceptions import ProductError
+from ._georef import FileGrid, GeoreferenceError, read_file_grid
 from ._model import BandFile, Product
 from ._names import parse_band_file, parse_product_name, tile_from_name
 from ._xml import (
@@ -476,19 +479,36 @@ def _footprint(points: tuple[tuple[float, float], ...], source: _Source, mtd: st
     return fixed
 
 
-def _grid(
-    resolution: int, tile: TileMetadata | None, tile_id: str, source: _Source, tile_mtd: str | None
+def _file_grid(
+    source: _Source, member: str, epsg: int, grids: dict[int, FileGrid], resolution: int
 ) -> tuple[tuple[int, int], Affine]:
-    if tile is None:
+    """The grid of ``member`` from its own georeferencing, read once per resolution."""
+    found = grids.get(resolution)
+    if found is None:
+        problem = None
         try:
-            x0, y0 = mgrs.tile_origin(tile_id)
-        except ValueError as exc:
+            found = read_file_grid(source.gdal_path(member))
+        except GeoreferenceError as exc:
+            problem = str(exc)
+        if found is not None and found.epsg != epsg:
+            problem = (
+                f"is georeferenced in {found.crs or 'an unknown CRS'}, but its tile is in "
+                f"EPSG:{epsg}"
+            )
+        if problem is not None or found is None:
             raise source.error(
-                f"has no GRANULE/*/MTD_TL.xml and its tile {tile_id!r} is not a valid MGRS "
-                f"tile, so the band grids are unknown - {_REDOWNLOAD}"
-            ) from exc
-        side = TILE_SIZE_10M * 10 // resolution
-        return (side, side), Affine(float(resolution), 0.0, x0, 0.0, -float(resolution), y0)
+                f"has no GRANULE/*/MTD_TL.xml, so the band grids must come from the band "
+                f"files, but {member} {problem}; the product is incomplete or corrupt - "
+                f"{_REDOWNLOAD} (with its MTD_TL.xml), or pass require_bands=None and remove "
+                "the damaged band files to read the other metadata"
+            )
+        grids[resolution] = found
+    return found.shape, found.transform
+
+
+def _grid(
+    resolution: int, tile: TileMetadata, source: _Source, tile_mtd: str | None
+) -> tuple[tuple[int, int], Affine]:
     size, position = tile.sizes.get(resolution), tile.geopositions.get(resolution)
     if size is None or position is None:
         element = "Size" if size is None else "Geoposition"
@@ -592,13 +612,17 @@ def _read(source: _Source, required: str | tuple[str, ...] | None) -> Product:
     extensions = _extensions(meta.image_format)
     bands: dict[str, BandFile] = {}
     missing: dict[str, str] = {}
+    file_grids: dict[int, FileGrid] = {}
     for band, stem in entries.items():
         member = _locate(source, stem, extensions)
         if member is None:
             missing[band] = stem
             continue
         resolution = NATIVE_RESOLUTION[band]
-        shape, transform = _grid(resolution, tile, tile_id, source, tile_mtd)
+        if tile is None:  # no tile metadata: the band files' own georeferencing
+            shape, transform = _file_grid(source, member, epsg, file_grids, resolution)
+        else:
+            shape, transform = _grid(resolution, tile, source, tile_mtd)
         if band == "SCL":
             offset, quantification = 0.0, 1.0
         else:
