@@ -601,13 +601,15 @@ def _read(source: _Source, required: str | tuple[str, ...] | None) -> Product:
             ) from exc
 
     tile_id = _tile_id(meta, source, entries.values(), tile)
-    if tile is not None and tile.epsg is not None:
-        epsg = tile.epsg
-    else:
-        try:
-            epsg = mgrs.tile_epsg(tile_id)
-        except ValueError as exc:
-            raise source.error(f"its tile {tile_id!r} is not a valid MGRS tile") from exc
+    try:
+        epsg = mgrs.tile_epsg(tile_id)
+    except ValueError as exc:
+        raise source.error(f"its tile {tile_id!r} is not a valid MGRS tile") from exc
+    if tile is not None and tile.epsg is not None and tile.epsg != epsg:
+        raise source.error(
+            f"{tile_mtd} gives the CRS EPSG:{tile.epsg}, but tile {tile_id} lies in the UTM "
+            f"zone of EPSG:{epsg}; the tile metadata is corrupt - {_REDOWNLOAD}"
+        )
 
     extensions = _extensions(meta.image_format)
     bands: dict[str, BandFile] = {}
