@@ -54,6 +54,13 @@ _TILE_MTD_RE = re.compile(r"^GRANULE/(?:[^/]+/)?MTD_TL\.xml$", re.IGNORECASE)
 #: Real product metadata is ~60 kB; refuse absurd sizes (zip bombs, wrong files).
 _MAX_XML_BYTES = 32 * 1024 * 1024
 _REDOWNLOAD = "download the product again"
+#: A zip member inflating more than this many times its stored size is a zip bomb:
+#: Sentinel-2 XML deflates ~10:1 and band files are stored; deflate peaks near 1032:1.
+_MAX_ZIP_RATIO = 200
+#: Members smaller than this are never called bombs, whatever their ratio.
+_MIN_BOMB_BYTES = 1 << 20
+#: No member of a real product comes near this (a 10 m band JP2 is ~130 MB).
+_MAX_MEMBER_BYTES = 4 << 30
 
 
 # --------------------------------------------------------------------------- file access
@@ -232,6 +239,28 @@ _ZIP_ERRORS = (
 )
 
 
+_DRIVE_RE = re.compile(r"^[A-Za-z]:")
+
+
+def _unsafe_member(info: zipfile.ZipInfo) -> str | None:
+    """Why a zip member is dangerous (escaping path, zip bomb), or None."""
+    name = info.filename.replace("\\", "/")
+    if name.startswith("/") or _DRIVE_RE.match(name):
+        return "has an absolute path"
+    if ".." in name.split("/"):
+        return "points outside the archive (a '..' path)"
+    if info.file_size > _MAX_MEMBER_BYTES:
+        return f"claims {info.file_size:,} bytes uncompressed, far more than any product file"
+    if info.file_size > _MIN_BOMB_BYTES and info.file_size > _MAX_ZIP_RATIO * max(
+        info.compress_size, 1
+    ):
+        return (
+            f"inflates {info.file_size:,} bytes from {info.compress_size:,} (more than "
+            f"{_MAX_ZIP_RATIO}:1, a zip bomb)"
+        )
+    return None
+
+
 class _Zip(_Source):
     def __init__(self, path: str) -> None:
         self.path = path
@@ -243,7 +272,13 @@ class _Zip(_Source):
                     looks_like_zip = stream.read(4) == b"PK\x03\x04"
             except OSError:
                 looks_like_zip = False
-            if looks_like_zip or path.lower().endswith(".zip"):
+            if isinstance(exc, UnicodeDecodeError):
+                problem = (
+                    "names a member with bytes that are not valid UTF-8 although the zip "
+                    "declares UTF-8 names; the zip is damaged or was not made by a hub - "
+                    f"{_REDOWNLOAD}"
+                )
+            elif looks_like_zip or path.lower().endswith(".zip"):
                 problem = (
                     f"is not a readable zip archive ({type(exc).__name__}: {exc}); the "
                     f"download is truncated or corrupt - {_REDOWNLOAD}"
@@ -254,7 +289,17 @@ class _Zip(_Source):
                     "pass a .SAFE folder or the .zip the hub delivered"
                 )
             raise self.error(problem) from exc
-        names = [i.filename for i in self._zip.infolist() if not i.is_dir()]
+        infos = self._zip.infolist()
+        for info in infos:
+            unsafe = _unsafe_member(info)
+            if unsafe:
+                self._zip.close()
+                raise self.error(
+                    f"holds the member {info.filename!r}, which {unsafe}; hub products never "
+                    "do, so the zip is damaged or forged and nothing was read from it - "
+                    f"delete it and {_REDOWNLOAD} from the Copernicus Data Space Ecosystem"
+                )
+        names = [i.filename for i in infos if not i.is_dir()]
         mtds = [n for n in names if _MTD_RE.match(posixpath.basename(n))]
         if mtds:
             depth = min(n.count("/") for n in mtds)
@@ -312,6 +357,11 @@ class _Zip(_Source):
     @contextmanager
     def open(self, member: str) -> Iterator[IO[bytes]]:
         info = self._info(member)
+        if info.file_size > _MAX_XML_BYTES:
+            raise self.error(
+                f"{member} is larger than {_MAX_XML_BYTES >> 20} MB; "
+                f"it is not Sentinel-2 metadata - {_REDOWNLOAD}"
+            )
         try:
             stream = self._zip.open(info)
         except _ZIP_ERRORS as exc:
@@ -332,6 +382,15 @@ class _Zip(_Source):
 
 
 def _open_source(path: str) -> _Source:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raise ProductError(
+            shown,
+            "has a name with bytes that are not UTF-8, which GDAL cannot open; rename the "
+            "folder or file to a UTF-8 (plain ASCII) name",
+        ) from None
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError as exc:
