@@ -55,7 +55,7 @@ _TILE_MTD_RE = re.compile(r"^GRANULE/(?:[^/]+/)?MTD_TL\.xml$", re.IGNORECASE)
 _MAX_XML_BYTES = 32 * 1024 * 1024
 _REDOWNLOAD = "download the product again"
 #: A zip member inflating more than this many times its stored size is a zip bomb:
-#: Sentinel-2 XML deflates ~10:1 and band files are stored; deflate peaks near 1032:1.
+#: Sentinel-2 XML deflates 5-13:1, band files are stored; deflate peaks near 1032:1.
 _MAX_ZIP_RATIO = 200
 #: Members smaller than this are never called bombs, whatever their ratio.
 _MIN_BOMB_BYTES = 1 << 20
@@ -605,14 +605,17 @@ def read_product(
     -------
     Product
         With band paths GDAL opens: absolute file paths for folders,
-        ``/vsizip/{zip}/{member}`` for zips.
+        ``/vsizip/{zip}/{member}`` for zips. Band grids come from ``MTD_TL.xml``;
+        without it, from the header of one band file per resolution.
 
     Raises
     ------
     ProductError
-        The path does not exist, is not a SAFE product, is a truncated or corrupt
-        zip, holds malformed or hostile XML, lacks a required metadata element, or
-        lacks a required band file. The message names the product and what to do.
+        The path does not exist, is not a SAFE product, has a name that is not
+        UTF-8, is a truncated, corrupt or hostile zip (members escaping the archive,
+        zip bombs), holds malformed or hostile XML or out-of-range values, lacks a
+        required metadata element or band file, or lacks ``MTD_TL.xml`` and has band
+        files without georeferencing. The message names the product and what to do.
     ValueError
         ``require_bands`` names an unknown band.
 
