@@ -200,13 +200,15 @@ def test_without_offsets_the_offset_is_zero(tmp_path):
     assert {bf.offset for bf in p.bands.values()} == {0.0}
 
 
-def test_without_mtd_tl_uses_the_mgrs_grid(tmp_path):
+def test_without_mtd_tl_the_grid_needs_georeferenced_band_files(tmp_path):
+    """Without MTD_TL.xml the grids come from the band files; empty ones cannot give them."""
     root = make_product(tmp_path)
     (root / "GRANULE" / GRANULE / "MTD_TL.xml").unlink()
-    p = read_product(root)
-    assert p.epsg == 32634
-    assert p.band("B05").shape == (5490, 5490)
-    assert tuple(p.band("B05").transform)[:6] == (20.0, 0.0, 300000.0, 0.0, -20.0, 5300040.0)
+    _raises(root, "MTD_TL.xml", "T34TCT_20230810T094549_B01.jp2", "download the product again")
+    meta = make_product(tmp_path / "meta", bands=False)
+    (meta / "GRANULE" / GRANULE / "MTD_TL.xml").unlink()
+    p = read_product(meta, require_bands=None)
+    assert p.epsg == 32634 and p.bands == {}
 
 
 # --------------------------------------------------------------------------- bad paths

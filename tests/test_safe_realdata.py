@@ -11,6 +11,7 @@ The real folders hold metadata only; tests that need band files copy the XML to
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 import shutil
@@ -105,7 +106,14 @@ def _listed_bands(text: str, level: str) -> list[str]:
 
 
 def _materialize(folder: Path, dest: Path) -> Path:
-    """Copy the metadata of a real product to ``dest`` and add empty band files."""
+    """Copy the metadata of a real product to ``dest`` and add placeholder band files.
+
+    With a ``MTD_TL.xml`` the placeholders are empty (the reader never opens them).
+    Without one the reader takes the grids from the band files, so each placeholder
+    is a header-only (sparse) GeoTIFF of the full tile at the MGRS-rule corner: the
+    real corner is unknown without the tile metadata. GDAL recognises the format by
+    content, whatever the extension.
+    """
     for src in folder.rglob("*"):
         if src.is_file() and src.suffix.lower() in {".xml", ".safe", ".json"}:
             target = dest / src.relative_to(folder)
@@ -113,11 +121,36 @@ def _materialize(folder: Path, dest: Path) -> Path:
             shutil.copyfile(src, target)
     text = _mtd(folder).read_text()
     ext = ".tif" if 'imageFormat="GeoTIFF"' in text else ".jp2"
+    georeferenced = not any(folder.glob("GRANULE/*/MTD_TL.xml"))
+    tile = re.search(r"_T(\d\d[A-Z]{3})_", _tag(text, "PRODUCT_URI") or folder.name).group(1)
     for entry in _image_files(text):
         target = dest / (entry + ext)
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.touch()
+        match = re.search(r"_(B\d\d|B8A|SCL|TCI|AOT|WVP)(?:_(\d\d)m)?$", entry)
+        if georeferenced and match:
+            resolution = int(match.group(2) or NATIVE_RESOLUTION.get(match.group(1), 10))
+            target.write_bytes(_header_only_tiff(tile, resolution))
+        else:
+            target.touch()
     return dest
+
+
+@functools.cache
+def _header_only_tiff(tile: str, resolution: int) -> bytes:
+    """A sparse GeoTIFF of the whole tile at ``resolution`` (4 kB: no pixel written)."""
+    from affine import Affine
+    from rasterio.io import MemoryFile
+
+    x, y = mgrs.tile_origin(tile)
+    side = 109_800 // resolution
+    with MemoryFile() as mem:
+        with mem.open(
+            driver="GTiff", width=side, height=side, count=1, dtype="uint16",
+            crs=f"EPSG:{mgrs.tile_epsg(tile)}", tiled=True, sparse_ok=True,
+            transform=Affine(resolution, 0, x, 0, -resolution, y),
+        ):  # fmt: skip
+            pass
+        return mem.read()
 
 
 def _zip(folder: Path, archive: Path, root: str, replace: dict[str, Path] | None = None) -> Path:
@@ -340,27 +373,43 @@ def test_tile_geocoding_from_mtd_tl(tmp_path):
         assert (t.b, t.d) == (0.0, 0.0)
 
 
-def test_without_mtd_tl_the_grid_follows_the_real_raster(tmp_path):
-    """T36NXF has no MTD_TL.xml but a real 20 m JP2 (AOT): the MGRS fallback grid matches it."""
+def test_without_mtd_tl_the_grid_comes_from_the_real_rasters(tmp_path):
+    """T36NXF has no MTD_TL.xml but real 10, 20 and 60 m JP2s: the band grids are theirs.
+
+    Its real corner (y = 100020) is 20 m off the MGRS rule, which the reader must not use.
+    """
     rasterio = pytest.importorskip("rasterio")
     folder = _folder(T36NXF)
+    granule = folder / "GRANULE"
+    real = {
+        "B02": granule / "QI_DATA" / "MSK_DETFOO_B04.jp2",  # 10 m
+        "B05": granule / "IMG_DATA" / "T36NXF_20221127T075159_AOT_20m.jp2",  # 20 m
+        "B01": granule / "QI_DATA" / "MSK_CLDPRB_60m.jp2",  # 60 m
+    }
     root = _materialize(folder, tmp_path / "src")
-    real = folder / "GRANULE" / "IMG_DATA" / "T36NXF_20221127T075159_AOT_20m.jp2"
-    b05 = next(e for e in _image_files(_mtd(folder).read_text()) if e.endswith("_B05_20m"))
-    archive = _zip(root, tmp_path / "T36NXF.zip", T36NXF, replace={b05 + ".jp2": real})
+    entries = _image_files(_mtd(folder).read_text())
+    stems = {}
+    for band in real:
+        res = NATIVE_RESOLUTION[band]
+        stems[band] = next(e for e in entries if e.endswith(f"_{band}_{res}m"))
+    for path in root.rglob("*.jp2"):  # keep only the three bands backed by real files
+        path.unlink()
+    for stem in stems.values():
+        (root / f"{stem}.jp2").write_bytes(b"")
+    archive = _zip(
+        root, tmp_path / "T36NXF.zip", T36NXF, replace={stems[b] + ".jp2": real[b] for b in real}
+    )
 
-    p = read_product(archive)
-    bf = p.band("B05")
-    assert bf.path == f"/vsizip/{archive}/{T36NXF}/{b05}.jp2"
-    with rasterio.open(bf.path) as ds:  # GDAL reads the real JP2 inside the zip
-        assert ds.crs.to_epsg() == p.epsg == 32636
-        assert ds.shape == bf.shape == (5490, 5490)
-        assert (ds.transform.a, ds.transform.e) == (bf.transform.a, bf.transform.e) == (20, -20)
-        # tile_origin is the documented approximation (+-a few tens of metres).
-        assert abs(ds.transform.c - bf.transform.c) <= 60
-        assert abs(ds.transform.f - bf.transform.f) <= 60
-    assert p.band("B02").shape == (10980, 10980)
-    assert p.band("B01").shape == (1830, 1830)
+    p = read_product(archive, require_bands=None)
+    assert sorted(p.bands) == sorted(real)
+    for band, bf in p.bands.items():
+        assert bf.path == f"/vsizip/{archive}/{T36NXF}/{stems[band]}.jp2"
+        with rasterio.open(real[band]) as ds:
+            assert ds.crs.to_epsg() == p.epsg == 32636
+            assert bf.shape == ds.shape
+            assert bf.transform == ds.transform
+        rule_x, rule_y = mgrs.tile_origin("36NXF")
+        assert (bf.transform.c, bf.transform.f) != (rule_x, rule_y)
 
 
 def test_metadata_only_folder_without_safe_suffix(tmp_path):

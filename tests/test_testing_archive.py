@@ -42,9 +42,9 @@ TILE_M = 109_800
 NAME_RE = re.compile(
     r"^S2[ABC]_MSIL(1C|2A)_(\d{8}T\d{6})_N(\d{4})_R(\d{3})_T(\d{2}[A-Z]{3})_(\d{8}T\d{6})$"
 )
-# Tile corners (upper left) as ESA's tile metadata give them.
+# Tile corners (upper left) by the MGRS rule the generator follows (100 km square + 40 m).
 ORIGINS = {"34TCT": (300000.0, 5300040.0), "34TDT": (400000.0, 5300040.0),
-           "33TYN": (699960.0, 5300040.0)}  # fmt: skip
+           "33TYN": (700000.0, 5300040.0)}  # fmt: skip
 EPSG = {"34TCT": 32634, "34TDT": 32634, "33TYN": 32633}
 L2A_LAYOUT = {
     "R10m": {"B02", "B03", "B04", "B08"},

@@ -153,11 +153,17 @@ def read_source(
     try:
         with rasterio.Env(**settings):
             return _read(source, grid, resampling, reduced_levels)
-    except (RasterioError, OSError) as error:
-        problem = (
-            f"could not read band file {source.path} ({error}); the file is corrupt or "
-            "truncated: delete the product and download it again"
-        )
+    except (RasterioError, OSError, _WrongSize) as error:
+        if isinstance(error, _WrongSize):
+            problem = (
+                f"band file {source.path} {error}; the file does not belong to this product "
+                "or was replaced: delete the product and download it again"
+            )
+        else:
+            problem = (
+                f"could not read band file {source.path} ({error}); the file is corrupt or "
+                "truncated: delete the product and download it again"
+            )
         if on_error == "skip":
             warnings.warn(
                 f"{source.product_id or source.path}: {problem}; its pixels are left as no data",
@@ -166,6 +172,20 @@ def read_source(
             )
             return np.zeros(grid.shape, dtype=np.uint16)
         raise ProductError(source.product_id or source.path, problem) from error
+
+
+class _WrongSize(Exception):
+    """The band file's size is not the one the product metadata gives."""
+
+
+def _check_size(dataset: rasterio.io.DatasetReader, source: Source) -> None:
+    """Refuse a full-resolution ``dataset`` whose size differs from ``source.shape``."""
+    if (dataset.height, dataset.width) != tuple(source.shape):
+        rows, cols = source.shape
+        raise _WrongSize(
+            f"is {dataset.width} x {dataset.height} px, but the product metadata "
+            f"(MTD_TL.xml) gives {cols} x {rows} px"
+        )
 
 
 def _read(source: Source, grid: Grid, resampling: Resampling, reduced_levels: bool) -> np.ndarray:
@@ -259,6 +279,8 @@ def _decimated_read(
         (out_row1 - out_row0) * step,
     )
     with _open(source.path, **open_options) as dataset:
+        if not level:
+            _check_size(dataset, source)
         if level and (dataset.width, dataset.height) != (
             math.ceil(source.shape[1] / scale),
             math.ceil(source.shape[0] / scale),
@@ -296,6 +318,7 @@ def _upsampled_read(source: Source, grid: Grid, factor: int, out: np.ndarray) ->
     src_col0, src_row0 = fine_col0 // factor, fine_row0 // factor
     src_col1, src_row1 = -(-fine_col1 // factor), -(-fine_row1 // factor)
     with _open(source.path) as dataset:
+        _check_size(dataset, source)
         data = dataset.read(
             1, window=Window(src_col0, src_row0, src_col1 - src_col0, src_row1 - src_row0)
         )
@@ -309,6 +332,8 @@ def _upsampled_read(source: Source, grid: Grid, factor: int, out: np.ndarray) ->
 
 def _warped_read(source: Source, grid: Grid, resampling: Resampling, out: np.ndarray) -> None:
     """Case 3: GDAL's warper onto the output grid (another CRS or a non-aligned grid)."""
+    with _open(source.path) as dataset:
+        _check_size(dataset, source)
     with (
         _open(source.path) as dataset,
         WarpedVRT(

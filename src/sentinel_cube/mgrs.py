@@ -3,9 +3,9 @@
 Sentinel-2 tiles follow the MGRS 100 km grid but are 109.8 km wide, so that
 neighbouring tiles overlap by 9.8 km. The upper-left corner of a tile is the
 north-west corner of its 100 km square, give or take a few tens of metres that
-differ from tile to tile; a product's ``MTD_TL.xml`` gives the exact value and
-readers always prefer it. :func:`tile_origin` is for products that lack their tile
-metadata and for the synthetic archive.
+differ from tile to tile. :func:`tile_origin` gives that rule only: it lays out the
+tiles of the synthetic archive and is never used to read a real product, whose grid
+comes from its ``MTD_TL.xml`` or, without one, from its band files.
 
 The 100 km square arithmetic is standard MGRS; no maintained Python package gives
 the Sentinel-2 tile corner, so it is written out here.
@@ -27,17 +27,6 @@ _TILE_RE = re.compile(r"^T?(\d{1,2})([C-HJ-NP-X])([A-HJ-NP-Z])([A-HJ-NP-V])$")
 _LAT_BANDS = "CDEFGHJKLMNPQRSTUVWX"
 _COLUMN_SETS = ("STUVWXYZ", "ABCDEFGH", "JKLMNPQR")  # indexed by zone % 3
 _ROW_LETTERS = "ABCDEFGHJKLMNPQRSTUV"
-
-#: Upper-left corners read from real products' tile metadata; they win over the rule.
-_KNOWN_ORIGINS: dict[str, tuple[float, float]] = {
-    "34TCT": (300000.0, 5300040.0),
-    "33TYN": (699960.0, 5300040.0),
-    "46RER": (499980.0, 3100020.0),
-    "22HBD": (199980.0, 5900020.0),
-    "33XWJ": (499980.0, 8900040.0),
-    "01KAB": (99960.0, 8200000.0),
-    "36NXF": (600000.0, 100020.0),
-}
 
 
 def parse_tile_id(tile_id: str) -> tuple[int, str, str, str]:
@@ -97,10 +86,10 @@ def _square_southwest(tile_id: str) -> tuple[float, float]:
 def tile_origin(tile_id: str) -> tuple[float, float]:
     """Upper-left corner ``(x, y)`` of a Sentinel-2 tile in its UTM CRS.
 
-    Exact for the tiles whose real corner is known to this module, otherwise
-    the north-west corner of the 100 km MGRS square raised by 40 m (the most
-    common Sentinel-2 convention), which can differ from the real corner by a
-    few tens of metres.
+    The north-west corner of the 100 km MGRS square raised by 40 m (the most
+    common Sentinel-2 convention). Real tiles can differ from it by a few tens of
+    metres (``33TYN`` starts 40 m west of it): use it to lay out synthetic tiles,
+    never as the grid of a real product.
 
     Examples
     --------
@@ -108,7 +97,5 @@ def tile_origin(tile_id: str) -> tuple[float, float]:
     (300000.0, 5300040.0)
     """
     key = str(tile_id).strip().upper().removeprefix("T")
-    if key in _KNOWN_ORIGINS:
-        return _KNOWN_ORIGINS[key]
     easting, northing = _square_southwest(key)
     return easting, northing + 100_040.0

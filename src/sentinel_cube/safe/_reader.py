@@ -1,8 +1,10 @@
 """Read the metadata of a Sentinel-2 ``.SAFE`` product, folder or zip, into a :class:`Product`.
 
 Only XML is read: the product metadata (``MTD_MSIL1C.xml``/``MTD_MSIL2A.xml``) and
-the tile geocoding at the top of ``GRANULE/*/MTD_TL.xml``. Band rasters are never
-opened; their presence is checked in the folder or zip listing. Zips are read in
+the tile geocoding at the top of ``GRANULE/*/MTD_TL.xml``; band files are checked in
+the folder or zip listing, not opened. A product without ``MTD_TL.xml`` is the one
+exception: the header of one band file per resolution gives the band grids (the
+tile id alone does not fix the grid to better than tens of metres). Zips are read in
 place (the XML through :mod:`zipfile`, the rasters later through GDAL's
 ``/vsizip/``), never extracted.
 """
@@ -27,8 +29,9 @@ from shapely.geometry.base import BaseGeometry
 from shapely.geometry.polygon import orient
 
 from .. import mgrs
-from ..bands import NATIVE_RESOLUTION, SPECTRAL_BANDS, TILE_SIZE_10M, normalize_band
+from ..bands import NATIVE_RESOLUTION, SPECTRAL_BANDS, normalize_band
 from ..exceptions import ProductError
+from ._georef import FileGrid, GeoreferenceError, read_file_grid
 from ._model import BandFile, Product
 from ._names import parse_band_file, parse_product_name, tile_from_name
 from ._xml import (
@@ -51,6 +54,13 @@ _TILE_MTD_RE = re.compile(r"^GRANULE/(?:[^/]+/)?MTD_TL\.xml$", re.IGNORECASE)
 #: Real product metadata is ~60 kB; refuse absurd sizes (zip bombs, wrong files).
 _MAX_XML_BYTES = 32 * 1024 * 1024
 _REDOWNLOAD = "download the product again"
+#: A zip member inflating more than this many times its stored size is a zip bomb:
+#: Sentinel-2 XML deflates 5-13:1, band files are stored; deflate peaks near 1032:1.
+_MAX_ZIP_RATIO = 200
+#: Members smaller than this are never called bombs, whatever their ratio.
+_MIN_BOMB_BYTES = 1 << 20
+#: No member of a real product comes near this (a 10 m band JP2 is ~130 MB).
+_MAX_MEMBER_BYTES = 4 << 30
 
 
 # --------------------------------------------------------------------------- file access
@@ -229,6 +239,28 @@ _ZIP_ERRORS = (
 )
 
 
+_DRIVE_RE = re.compile(r"^[A-Za-z]:")
+
+
+def _unsafe_member(info: zipfile.ZipInfo) -> str | None:
+    """Why a zip member is dangerous (escaping path, zip bomb), or None."""
+    name = info.filename.replace("\\", "/")
+    if name.startswith("/") or _DRIVE_RE.match(name):
+        return "has an absolute path"
+    if ".." in name.split("/"):
+        return "points outside the archive (a '..' path)"
+    if info.file_size > _MAX_MEMBER_BYTES:
+        return f"claims {info.file_size:,} bytes uncompressed, far more than any product file"
+    if info.file_size > _MIN_BOMB_BYTES and info.file_size > _MAX_ZIP_RATIO * max(
+        info.compress_size, 1
+    ):
+        return (
+            f"inflates {info.file_size:,} bytes from {info.compress_size:,} (more than "
+            f"{_MAX_ZIP_RATIO}:1, a zip bomb)"
+        )
+    return None
+
+
 class _Zip(_Source):
     def __init__(self, path: str) -> None:
         self.path = path
@@ -240,7 +272,13 @@ class _Zip(_Source):
                     looks_like_zip = stream.read(4) == b"PK\x03\x04"
             except OSError:
                 looks_like_zip = False
-            if looks_like_zip or path.lower().endswith(".zip"):
+            if isinstance(exc, UnicodeDecodeError):
+                problem = (
+                    "names a member with bytes that are not valid UTF-8 although the zip "
+                    "declares UTF-8 names; the zip is damaged or was not made by a hub - "
+                    f"{_REDOWNLOAD}"
+                )
+            elif looks_like_zip or path.lower().endswith(".zip"):
                 problem = (
                     f"is not a readable zip archive ({type(exc).__name__}: {exc}); the "
                     f"download is truncated or corrupt - {_REDOWNLOAD}"
@@ -251,7 +289,17 @@ class _Zip(_Source):
                     "pass a .SAFE folder or the .zip the hub delivered"
                 )
             raise self.error(problem) from exc
-        names = [i.filename for i in self._zip.infolist() if not i.is_dir()]
+        infos = self._zip.infolist()
+        for info in infos:
+            unsafe = _unsafe_member(info)
+            if unsafe:
+                self._zip.close()
+                raise self.error(
+                    f"holds the member {info.filename!r}, which {unsafe}; hub products never "
+                    "do, so the zip is damaged or forged and nothing was read from it - "
+                    f"delete it and {_REDOWNLOAD} from the Copernicus Data Space Ecosystem"
+                )
+        names = [i.filename for i in infos if not i.is_dir()]
         mtds = [n for n in names if _MTD_RE.match(posixpath.basename(n))]
         if mtds:
             depth = min(n.count("/") for n in mtds)
@@ -309,6 +357,11 @@ class _Zip(_Source):
     @contextmanager
     def open(self, member: str) -> Iterator[IO[bytes]]:
         info = self._info(member)
+        if info.file_size > _MAX_XML_BYTES:
+            raise self.error(
+                f"{member} is larger than {_MAX_XML_BYTES >> 20} MB; "
+                f"it is not Sentinel-2 metadata - {_REDOWNLOAD}"
+            )
         try:
             stream = self._zip.open(info)
         except _ZIP_ERRORS as exc:
@@ -329,6 +382,15 @@ class _Zip(_Source):
 
 
 def _open_source(path: str) -> _Source:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raise ProductError(
+            shown,
+            "has a name with bytes that are not UTF-8, which GDAL cannot open; rename the "
+            "folder or file to a UTF-8 (plain ASCII) name",
+        ) from None
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError as exc:
@@ -476,19 +538,36 @@ def _footprint(points: tuple[tuple[float, float], ...], source: _Source, mtd: st
     return fixed
 
 
-def _grid(
-    resolution: int, tile: TileMetadata | None, tile_id: str, source: _Source, tile_mtd: str | None
+def _file_grid(
+    source: _Source, member: str, epsg: int, grids: dict[int, FileGrid], resolution: int
 ) -> tuple[tuple[int, int], Affine]:
-    if tile is None:
+    """The grid of ``member`` from its own georeferencing, read once per resolution."""
+    found = grids.get(resolution)
+    if found is None:
+        problem = None
         try:
-            x0, y0 = mgrs.tile_origin(tile_id)
-        except ValueError as exc:
+            found = read_file_grid(source.gdal_path(member))
+        except GeoreferenceError as exc:
+            problem = str(exc)
+        if found is not None and found.epsg != epsg:
+            problem = (
+                f"is georeferenced in {found.crs or 'an unknown CRS'}, but its tile is in "
+                f"EPSG:{epsg}"
+            )
+        if problem is not None or found is None:
             raise source.error(
-                f"has no GRANULE/*/MTD_TL.xml and its tile {tile_id!r} is not a valid MGRS "
-                f"tile, so the band grids are unknown - {_REDOWNLOAD}"
-            ) from exc
-        side = TILE_SIZE_10M * 10 // resolution
-        return (side, side), Affine(float(resolution), 0.0, x0, 0.0, -float(resolution), y0)
+                f"has no GRANULE/*/MTD_TL.xml, so the band grids must come from the band "
+                f"files, but {member} {problem}; the product is incomplete or corrupt - "
+                f"{_REDOWNLOAD} (with its MTD_TL.xml), or pass require_bands=None and remove "
+                "the damaged band files to read the other metadata"
+            )
+        grids[resolution] = found
+    return found.shape, found.transform
+
+
+def _grid(
+    resolution: int, tile: TileMetadata, source: _Source, tile_mtd: str | None
+) -> tuple[tuple[int, int], Affine]:
     size, position = tile.sizes.get(resolution), tile.geopositions.get(resolution)
     if size is None or position is None:
         element = "Size" if size is None else "Geoposition"
@@ -526,14 +605,17 @@ def read_product(
     -------
     Product
         With band paths GDAL opens: absolute file paths for folders,
-        ``/vsizip/{zip}/{member}`` for zips.
+        ``/vsizip/{zip}/{member}`` for zips. Band grids come from ``MTD_TL.xml``;
+        without it, from the header of one band file per resolution.
 
     Raises
     ------
     ProductError
-        The path does not exist, is not a SAFE product, is a truncated or corrupt
-        zip, holds malformed or hostile XML, lacks a required metadata element, or
-        lacks a required band file. The message names the product and what to do.
+        The path does not exist, is not a SAFE product, has a name that is not
+        UTF-8, is a truncated, corrupt or hostile zip (members escaping the archive,
+        zip bombs), holds malformed or hostile XML or out-of-range values, lacks a
+        required metadata element or band file, or lacks ``MTD_TL.xml`` and has band
+        files without georeferencing. The message names the product and what to do.
     ValueError
         ``require_bands`` names an unknown band.
 
@@ -581,24 +663,30 @@ def _read(source: _Source, required: str | tuple[str, ...] | None) -> Product:
             ) from exc
 
     tile_id = _tile_id(meta, source, entries.values(), tile)
-    if tile is not None and tile.epsg is not None:
-        epsg = tile.epsg
-    else:
-        try:
-            epsg = mgrs.tile_epsg(tile_id)
-        except ValueError as exc:
-            raise source.error(f"its tile {tile_id!r} is not a valid MGRS tile") from exc
+    try:
+        epsg = mgrs.tile_epsg(tile_id)
+    except ValueError as exc:
+        raise source.error(f"its tile {tile_id!r} is not a valid MGRS tile") from exc
+    if tile is not None and tile.epsg is not None and tile.epsg != epsg:
+        raise source.error(
+            f"{tile_mtd} gives the CRS EPSG:{tile.epsg}, but tile {tile_id} lies in the UTM "
+            f"zone of EPSG:{epsg}; the tile metadata is corrupt - {_REDOWNLOAD}"
+        )
 
     extensions = _extensions(meta.image_format)
     bands: dict[str, BandFile] = {}
     missing: dict[str, str] = {}
+    file_grids: dict[int, FileGrid] = {}
     for band, stem in entries.items():
         member = _locate(source, stem, extensions)
         if member is None:
             missing[band] = stem
             continue
         resolution = NATIVE_RESOLUTION[band]
-        shape, transform = _grid(resolution, tile, tile_id, source, tile_mtd)
+        if tile is None:  # no tile metadata: the band files' own georeferencing
+            shape, transform = _file_grid(source, member, epsg, file_grids, resolution)
+        else:
+            shape, transform = _grid(resolution, tile, source, tile_mtd)
         if band == "SCL":
             offset, quantification = 0.0, 1.0
         else:

@@ -18,6 +18,7 @@ naming the product.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ import defusedxml
 import defusedxml.ElementTree as SafeET
 
 from ..bands import SPECTRAL_BANDS, normalize_band
+from ..exceptions import SentinelCubeError
 
 __all__ = [
     "ManifestEntry",
@@ -43,13 +45,23 @@ __all__ = [
 ]
 
 
-class MetadataError(Exception):
+class MetadataError(SentinelCubeError):
     """A metadata file of a product is malformed or lacks an element.
 
-    Internal to :mod:`sentinel_cube.safe`; :func:`~sentinel_cube.safe.read_product`
-    re-raises it as a :class:`~sentinel_cube.exceptions.ProductError`.
+    Raised by the parsers here, with the file name in the message;
+    :func:`~sentinel_cube.safe.read_product` re-raises it as a
+    :class:`~sentinel_cube.exceptions.ProductError` naming the product.
     """
 
+
+#: Band values are uint16 DN: offsets and special values lie within +-65535.
+_DN_MAX = 65535
+#: Sentinel-2 repeats its ground track every 143 orbits.
+_RELATIVE_ORBITS = 143
+#: Largest raster side accepted (a 10 m band is 10980 px).
+_MAX_SIDE = 1_000_000
+#: Largest map coordinate or pixel size accepted, in metres (UTM stays within 2e7).
+_MAX_COORD = 1e8
 
 # --------------------------------------------------------------------------- generic XML
 
@@ -145,28 +157,56 @@ def _required(value: str | None, element: str, name: str) -> str:
     return value
 
 
-def _float(value: str, element: str, name: str) -> float:
+def _float(
+    value: str,
+    element: str,
+    name: str,
+    low: float = -math.inf,
+    high: float = math.inf,
+    *,
+    strict: bool = False,
+) -> float:
+    """``value`` as a finite float within ``[low, high]`` (``(low, high)`` if ``strict``)."""
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         raise MetadataError(f"{name}: <{element}> is {value!r}, not a number") from None
+    if not math.isfinite(number):
+        raise MetadataError(f"{name}: <{element}> is {value!r}, not a finite number")
+    inside = low < number < high if strict else low <= number <= high
+    if not inside:
+        brackets = "()" if strict else "[]"
+        raise MetadataError(
+            f"{name}: <{element}> is {value!r}, outside {brackets[0]}{low:g}, {high:g}"
+            f"{brackets[1]}; the metadata is corrupt - download the product again"
+        )
+    return number
 
 
-def _int(value: str, element: str, name: str) -> int:
+def _int(
+    value: str, element: str, name: str, low: int | None = None, high: int | None = None
+) -> int:
+    """``value`` as an integer within ``[low, high]``."""
     try:
-        return int(value)
-    except ValueError:
-        raise MetadataError(f"{name}: <{element}> is {value!r}, not an integer") from None
+        number = int(value)
+    except ValueError:  # also for numbers of more than 4300 digits
+        raise MetadataError(f"{name}: <{element}> is {value[:40]!r}, not an integer") from None
+    if (low is not None and number < low) or (high is not None and number > high):
+        raise MetadataError(
+            f"{name}: <{element}> is {value[:40]!r}, outside [{low}, {high}]; the metadata "
+            "is corrupt - download the product again"
+        )
+    return number
 
 
 def _time(value: str, element: str, name: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError:
+        if parsed.tzinfo is None:  # ESA writes "Z"; treat a naive time as UTC
+            return parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):  # overflow: year 1 or 9999 shifted out of range
         raise MetadataError(f"{name}: <{element}> is {value!r}, not an ISO 8601 time") from None
-    if parsed.tzinfo is None:  # ESA writes "Z"; treat a naive time as UTC
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 # --------------------------------------------------------------------------- product MTD
@@ -337,9 +377,8 @@ def parse_product_metadata(
     else:
         quant_names = ("BOA_QUANTIFICATION_VALUE", "L2A_BOA_QUANTIFICATION_VALUE")
         offset_names = ("BOA_ADD_OFFSET", "L2A_BOA_ADD_OFFSET")
-    quantification = _float(required(*quant_names), quant_names[0], name)
-    if quantification <= 0:
-        raise MetadataError(f"{name}: <{quant_names[0]}> is {quantification}, not positive")
+    # reflectance = (DN + offset) / quantification: it must be a positive number.
+    quantification = _float(required(*quant_names), quant_names[0], name, 0.0, strict=True)
 
     order = _spectral_order(index)
     offsets: dict[str, float] = {}
@@ -351,7 +390,7 @@ def parse_product_metadata(
         band = order.get(_int(band_id, f"{offset_names[0]} band_id", name))
         if band is None:
             raise MetadataError(f"{name}: <{offset_names[0]} band_id={band_id!r}> is not a band")
-        offsets[band] = _float(text, offset_names[0], name)
+        offsets[band] = _float(text, offset_names[0], name, -_DN_MAX, _DN_MAX)
 
     special: dict[str, int] = {}
     for element in index.all("Special_Values"):
@@ -362,7 +401,7 @@ def parse_product_metadata(
             elif local_name(child.tag) == "SPECIAL_VALUE_INDEX":
                 value = (child.text or "").strip()
         if label and value:
-            special[label] = _int(value, "SPECIAL_VALUE_INDEX", name)
+            special[label] = _int(value, "SPECIAL_VALUE_INDEX", name, 0, _DN_MAX)
 
     percentages: dict[str, float] = {}
     for tag in index.names():
@@ -371,9 +410,11 @@ def parse_product_metadata(
             if found is None:
                 continue
             try:
-                percentages[tag.lower()] = float(found)
+                number = float(found)
             except ValueError:
                 continue
+            if math.isfinite(number):  # optional values: skip what is not a number
+                percentages[tag.lower()] = number
     cloud = index.text("Cloud_Coverage_Assessment")
 
     granules = index.all("Granule", "Granules")
@@ -385,7 +426,9 @@ def parse_product_metadata(
         processing_baseline=required("PROCESSING_BASELINE"),
         sensing_start=_time(required("PRODUCT_START_TIME"), "PRODUCT_START_TIME", name),
         generation_time=_time(generation, "GENERATION_TIME", name) if generation else None,
-        relative_orbit=_int(required("SENSING_ORBIT_NUMBER"), "SENSING_ORBIT_NUMBER", name),
+        relative_orbit=_int(
+            required("SENSING_ORBIT_NUMBER"), "SENSING_ORBIT_NUMBER", name, 1, _RELATIVE_ORBITS
+        ),
         orbit_direction=direction.upper() if direction else None,
         image_files=tuple(
             e.text.strip()
@@ -398,7 +441,7 @@ def parse_product_metadata(
         offsets=offsets,
         nodata=special.get("NODATA", 0),
         saturated=special.get("SATURATED", 65535),
-        cloud_cover=_float(cloud, "Cloud_Coverage_Assessment", name) if cloud else None,
+        cloud_cover=_float(cloud, "Cloud_Coverage_Assessment", name, 0.0, 100.0) if cloud else None,
         percentages=percentages,
     )
 
@@ -481,19 +524,22 @@ def parse_tile_metadata(source: IO[bytes], name: str) -> TileMetadata:
                 epsg_text = (element.text or "").strip()
             elif tag in ("Size", "Geoposition"):
                 res_text = element.get("resolution", "")
-                resolution = _int(res_text, f"{tag} resolution", name)
+                resolution = _int(res_text, f"{tag} resolution", name, 1)
                 if tag == "Size":
                     v = _children(element, name, ("NROWS", "NCOLS"))
                     sizes[resolution] = (
-                        _int(v["NROWS"], "NROWS", name),
-                        _int(v["NCOLS"], "NCOLS", name),
+                        _int(v["NROWS"], "NROWS", name, 1, _MAX_SIDE),
+                        _int(v["NCOLS"], "NCOLS", name, 1, _MAX_SIDE),
                     )
                 else:
                     v = _children(element, name, ("ULX", "ULY", "XDIM", "YDIM"))
-                    ulx, uly, xdim, ydim = (
-                        _float(v[k], k, name) for k in ("ULX", "ULY", "XDIM", "YDIM")
+                    geopositions[resolution] = (
+                        _float(v["ULX"], "ULX", name, -_MAX_COORD, _MAX_COORD),
+                        _float(v["ULY"], "ULY", name, -_MAX_COORD, _MAX_COORD),
+                        # north-up grids: columns go east, rows go south
+                        _float(v["XDIM"], "XDIM", name, 0.0, _MAX_COORD, strict=True),
+                        _float(v["YDIM"], "YDIM", name, -_MAX_COORD, 0.0, strict=True),
                     )
-                    geopositions[resolution] = (ulx, uly, xdim, ydim)
             elif tag == "Tile_Geocoding":
                 break  # all we need has been read; skip the angle grids
     except (ParseError, defusedxml.DefusedXmlException) as exc:
@@ -554,9 +600,9 @@ def parse_manifest(data: bytes, name: str = "manifest.safe") -> tuple[ManifestEn
         if local_name(obj.tag) != "byteStream":
             continue
         href = size = checksum = algorithm = None
-        size_text = obj.get("size")
-        if size_text and size_text.strip().isdigit():
-            size = int(size_text)
+        size_text = (obj.get("size") or "").strip()
+        if size_text.isascii() and size_text.isdigit() and len(size_text) <= 20:
+            size = int(size_text)  # optional: anything else (text, 5000 digits) is no size
         for child in obj:
             tag = local_name(child.tag)
             if tag == "fileLocation":

@@ -178,6 +178,10 @@ class ProductSpec:
         Default estimated from the platform, time and relative orbit.
     orbit_direction : str
         ``"DESCENDING"`` (all Sentinel-2 daytime acquisitions).
+    corner : (float, float), optional
+        Upper-left corner ``(x, y)`` of the tile grid in its UTM CRS; default the
+        MGRS rule (:func:`sentinel_cube.mgrs.tile_origin`). Real tiles sit a few tens
+        of metres off that rule; set this to write such a tile.
 
     Examples
     --------
@@ -200,6 +204,7 @@ class ProductSpec:
     cloud_seed: int | None = None
     absolute_orbit: int = field(default=None)  # type: ignore[assignment]
     orbit_direction: str = "DESCENDING"
+    corner: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         def put(name: str, value: Any) -> None:
@@ -237,6 +242,11 @@ class ProductSpec:
         if direction not in ("DESCENDING", "ASCENDING"):
             raise ValueError(f"orbit_direction must be DESCENDING or ASCENDING, got {direction!r}")
         put("orbit_direction", direction)
+        if self.corner is not None:
+            x, y = (float(v) for v in self.corner)
+            if not (math.isfinite(x) and math.isfinite(y)):
+                raise ValueError(f"corner must be two finite numbers, got {self.corner!r}")
+            put("corner", (x, y))
 
     # --- identifiers -------------------------------------------------------------------
 
@@ -272,8 +282,12 @@ class ProductSpec:
 
     @property
     def origin(self) -> tuple[float, float]:
-        """Upper-left corner ``(x, y)`` of the tile (:func:`sentinel_cube.mgrs.tile_origin`)."""
-        return tile_origin(self.tile)
+        """Upper-left corner ``(x, y)`` of the tile: ``corner``, else the MGRS rule.
+
+        The rule is :func:`sentinel_cube.mgrs.tile_origin`; real tiles differ from it by
+        a few tens of metres, which ``corner`` reproduces.
+        """
+        return tile_origin(self.tile) if self.corner is None else self.corner
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
