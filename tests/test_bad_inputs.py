@@ -1,8 +1,9 @@
 """One table of bad inputs: each raises a clear error naming the input and saying what to do.
 
-The table holds 26 kinds of bad input. Each row builds its input in ``tmp_path``
+The table holds 33 kinds of bad input. Each row builds its input in ``tmp_path``
 (from one small synthetic product shared by the module), runs the public call a
-user would run (``read_product``, ``open_cube`` or ``open_cube(...).compute()``)
+user would run (``read_product``, ``open_cube``, ``open_cube(...).compute()``,
+``to_zarr`` or ``open_zarr``)
 and checks that:
 
 - the error is the expected :class:`~sentinel_cube.exceptions.SentinelCubeError`
@@ -18,21 +19,27 @@ Other tests go deeper on some kinds (``test_safe_errors.py``, ``test_cube.py``,
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+import time
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import rasterio
+import xarray as xr
 
 from sentinel_cube import LocalCatalog
+from sentinel_cube._store_lock import LockRecord, StoreLockedError
 from sentinel_cube.cube import open_cube
 from sentinel_cube.exceptions import ProductError, SentinelCubeError
 from sentinel_cube.safe import read_product
+from sentinel_cube.store import open_zarr, to_zarr
 from sentinel_cube.testing import ProductSpec, break_product, make_product
 
 SCALE = 61  # 180 px at 10 m
@@ -322,9 +329,73 @@ CASES: list[Case] = [
     Case(jp2_of_the_wrong_size, ProductError, ("MTD_TL.xml", "download it again")),
 ]
 
-# STORE_CASES: bad Zarr stores (a store of another grid, a store that is not ours...)
-# are added here by the store's owners, as Case rows like the ones above.
-STORE_CASES: list[Case] = []
+# --------------------------------------------------------------------------- stores
+
+
+def _store(tmp: Path, kit: Kit, **kwargs) -> Path:
+    """A committed one-step store of the kit's L2A product."""
+    store = tmp / "cube.zarr"
+    cube = open_cube([kit.l2a], bands=["B04"], resolution=RESOLUTION, **kwargs)
+    to_zarr(cube, store, progress=False)
+    return store
+
+
+def store_of_another_grid(tmp: Path, kit: Kit):
+    store = _store(tmp, kit)
+    other = open_cube([kit.l2a], bands=["B04"], resolution=2 * RESOLUTION)
+    return lambda: to_zarr(other, store, progress=False), str(store)
+
+
+def store_of_other_bands(tmp: Path, kit: Kit):
+    store = _store(tmp, kit)
+    other = open_cube([kit.l2a], bands=["B05"], resolution=RESOLUTION)
+    return lambda: to_zarr(other, store, progress=False), str(store)
+
+
+def store_of_other_units(tmp: Path, kit: Kit):
+    store = _store(tmp, kit)
+    other = open_cube([kit.l2a], bands=["B04"], resolution=RESOLUTION, units="dn")
+    return lambda: to_zarr(other, store, progress=False), str(store)
+
+
+def store_that_is_not_ours(tmp: Path, kit: Kit):
+    store = tmp / "other.zarr"
+    xr.Dataset({"v": ("x", np.arange(3))}).to_zarr(store, zarr_format=3, consolidated=False)
+    cube = open_cube([kit.l2a], bands=["B04"], resolution=RESOLUTION)
+    return lambda: to_zarr(cube, store, progress=False), str(store)
+
+
+def folder_that_is_not_a_store(tmp: Path, kit: Kit):
+    folder = tmp / "photos"
+    folder.mkdir()
+    (folder / "holiday.jpg").write_bytes(b"\xff\xd8")
+    cube = open_cube([kit.l2a], bands=["B04"], resolution=RESOLUTION)
+    return lambda: to_zarr(cube, folder, progress=False), str(folder)
+
+
+def store_held_by_another_writer(tmp: Path, kit: Kit):
+    store = _store(tmp, kit)
+    holder = replace(LockRecord.mine(), host="worker-3.cluster", heartbeat=time.time() + 3600)
+    (store / "_sentinel_cube" / ".lock").write_text(json.dumps(asdict(holder)))
+    later = open_cube([kit.l2a], bands=["B04"], resolution=RESOLUTION)
+    later = later.assign_coords(time=later.time + np.timedelta64(1, "D"))
+    return lambda: to_zarr(later, store, progress=False, lock_timeout=0), str(store)
+
+
+def open_a_path_that_is_no_store(tmp: Path, kit: Kit):
+    path = tmp / "missing.zarr"
+    return lambda: open_zarr(path), str(path)
+
+
+STORE_CASES: list[Case] = [
+    Case(store_of_another_grid, SentinelCubeError, ("grid", "write to a new store")),
+    Case(store_of_other_bands, SentinelCubeError, ("bands", "write to a new store")),
+    Case(store_of_other_units, SentinelCubeError, ("units differ", "another store")),
+    Case(store_that_is_not_ours, SentinelCubeError, ("not a sentinel_cube", "another path")),
+    Case(folder_that_is_not_a_store, SentinelCubeError, ("not a Zarr store", "another path")),
+    Case(store_held_by_another_writer, StoreLockedError, ("worker-3.cluster", "lock_timeout")),
+    Case(open_a_path_that_is_no_store, SentinelCubeError, ("not a Zarr store",)),
+]
 
 ALL_CASES = CASES + STORE_CASES
 
