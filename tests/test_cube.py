@@ -179,11 +179,16 @@ def test_mixed_resolutions(budapest):
     got = cube.isel(time=0, band=0).values
     dn = native_dn(band_file(safe, "B05"), cube.x.values, cube.y.values)
     np.testing.assert_array_equal(got, to_reflectance(dn, *radiometry(safe, "B05")))
-    # B04 (300 m) on a 600 m grid comes from the JP2's 2x reduced resolution level
-    coarse = open_cube(paths, bands=["B04"], resolution=600).isel(time=0, band=0).values
+    # B04 (300 m) on a 600 m grid: nearest takes a source pixel of each 2 x 2 block...
+    coarse = open_cube(paths, bands=["B04"], resolution=600).isel(time=0, band=0)
+    dn = native_dn(band_file(safe, "B04"), coarse.x.values, coarse.y.values)
+    expected = to_reflectance(dn, *radiometry(safe, "B04"))
+    np.testing.assert_array_equal(coarse.values, expected)
+    # ... and "average" comes from the JP2's 2x reduced resolution level (the fast path)
+    averaged = open_cube(paths, bands=["B04"], resolution=600, resampling="average")
     with rasterio.open(band_file(safe, "B04"), OVERVIEW_LEVEL=0) as level:
         expected = to_reflectance(level.read(1), *radiometry(safe, "B04"))
-    np.testing.assert_array_equal(coarse, expected)
+    np.testing.assert_array_equal(averaged.isel(time=0, band=0).values, expected)
 
 
 def test_chunks_align_with_jp2_tiles_and_empty_chunks_are_fills(budapest):
@@ -266,3 +271,33 @@ def test_planning_a_thousand_products_opens_no_file(budapest, monkeypatch):
     days = {p.sensing_start.date() for p in products}  # 09:45 UTC is 11:02 solar time here
     assert cube.sizes["time"] == len(days)
     assert cube.data.npartitions == len(days) * 2 * len(cube.chunks[2]) * len(cube.chunks[3])
+
+
+# --------------------------------------------------------------- reads mean what they say
+
+
+@pytest.fixture(scope="module")
+def with_scl(tmp_path_factory):
+    """One product at scale 10: B04 1098 px, SCL 549 px; both files have reduced levels."""
+    specs = default_specs(tiles=("34TCT",), dates=DATES[:1], partial=None)
+    (path,) = make_archive(tmp_path_factory.mktemp("scl"), specs, scale=10, bands=["B04", "SCL"])
+    with rasterio.open(band_file(path, "SCL")) as src:
+        assert src.overviews(1)[:2] == [2, 4]  # a reduced level was there to be misused
+    return path
+
+
+@pytest.mark.parametrize("reduced_levels", [None, True, False])
+@pytest.mark.parametrize("resampling", ["nearest", "average", "bilinear"])
+@pytest.mark.parametrize("resolution", [100, 400, 600, 800])
+def test_class_bands_are_never_blended(with_scl, resolution, resampling, reduced_levels):
+    cube = open_cube([with_scl], bands=["SCL"], resolution=resolution, units="dn",
+                     resampling=resampling, reduced_levels=reduced_levels)  # fmt: skip
+    got = cube.isel(time=0, band=0).values
+    scl_file = band_file(with_scl, "SCL")
+    # nearest from the full-resolution pixels, whatever resampling the reflectance bands use
+    expected = native_dn(scl_file, cube.x.values, cube.y.values)
+    with rasterio.open(scl_file) as src:
+        classes = set(np.unique(src.read(1)).tolist())
+    assert set(np.unique(got).tolist()) - {0} <= classes  # no class invented (0: outside)
+    np.testing.assert_array_equal(got, expected)
+    assert (got > 0).mean() > 0.5
