@@ -17,7 +17,7 @@ from dask.base import tokenize
 from rasterio.enums import Resampling
 
 from ._plan import Block, CubePlan
-from ._radiometry import NODATA_DN, harmonize_dn, to_reflectance
+from ._radiometry import NODATA_DN, SATURATED_DN, harmonize_dn, to_reflectance
 from ._read import Source, read_rules, read_source
 from .bands import CLASS_BANDS
 from .grid import Grid
@@ -56,7 +56,10 @@ class ReadTask:
 def read_block(task: ReadTask) -> np.ndarray:
     """Mosaic the block's sources in order (first valid pixel wins) as a (1, 1, y, x) array.
 
-    Class bands are read with nearest from full-resolution pixels (:func:`read_rules`).
+    Valid means neither no data (DN 0) nor, for reflectance bands, saturated (DN
+    65535), in both units, so DN and reflectance cubes take each pixel from the same
+    product; a pixel no product has valid is 0 in DN and NaN in reflectance. Class
+    bands are read with nearest from full-resolution pixels (:func:`read_rules`).
     """
     block = task.block
     shape = block.grid.shape
@@ -65,6 +68,7 @@ def read_block(task: ReadTask) -> np.ndarray:
     resampling, reduced_levels = read_rules(block.band, task.resampling, task.reduced_levels)
     out: np.ndarray | None = None
     filled = np.zeros((0, 0), dtype=bool)
+    saturated = False  # DN units: saturated pixels left in `out` that no product filled
     for source, offset, quantification in zip(
         block.sources, block.offsets, block.quantifications, strict=True
     ):
@@ -84,6 +88,10 @@ def read_block(task: ReadTask) -> np.ndarray:
             valid = ~np.isnan(values)
         else:
             values = harmonize_dn(dn, offset, quantification)
+            is_saturated = dn == SATURATED_DN
+            if is_saturated.any():
+                valid &= ~is_saturated
+                saturated = True
         if out is None:  # the first source: no copy through masks (most chunks have one)
             out, filled = values, valid
             if block.band in CLASS_BANDS and task.units == "reflectance":
@@ -96,6 +104,8 @@ def read_block(task: ReadTask) -> np.ndarray:
             break
     if out is None:  # no source: a fill
         out = np.full(shape, fill, dtype=dtype)
+    elif saturated:  # saturated everywhere it was seen: no data, like NaN in reflectance
+        out[~filled] = NODATA_DN
     return out[np.newaxis, np.newaxis]
 
 

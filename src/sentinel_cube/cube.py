@@ -85,10 +85,16 @@ def open_cube(
         their full-resolution pixels.
     units
         ``"reflectance"``: float32 ``(DN + offset) / quantification`` with each
-        product's own offset and quantification, NaN for no data (and saturated
-        pixels). ``"dn"``: uint16 digital numbers, every product brought to the
+        product's own offset and quantification, NaN for no data.
+        ``"dn"``: uint16 digital numbers, every product brought to the
         baseline >= 04.00 convention (offset -1000, quantification 10000), 0 for
-        no data, so baselines can be mixed.
+        no data, so baselines can be mixed. A *saturated* pixel is one whose DN
+        in the band file is 65535 (the sensor or the processing saturated; its
+        value is unknown): it is not valid data in either unit, so the next
+        product of the same-day mosaic fills it, and where no product has a valid
+        value it is no data (NaN, or 0 in DN). Both units therefore take every
+        pixel from the same product and have the same no-data pixels. (Class
+        bands have no saturated value.)
     groupby
         ``"solar_day"``: products acquired on the same local solar day are
         mosaicked into one time step (first valid pixel wins, products ordered by
