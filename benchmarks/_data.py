@@ -37,6 +37,7 @@ __all__ = [
     "ingest_archive",
     "metadata_scale",
     "product_archive",
+    "read_archive",
 ]
 
 SCALE_ENV = "SENTINEL_CUBE_BENCH_SCALE"
@@ -179,6 +180,17 @@ def ingest_archive(dates: int = 3, scale: int | None = None) -> Archive:
         tiles=BUDAPEST_TILES,
         dates=INGEST_DATES[:dates],
         bands=INGEST_BANDS,
+        scale=bench_scale() if scale is None else scale,
+    )
+
+
+def read_archive(scale: int | None = None) -> Archive:
+    """One product of tile 34TCT with band B04 (10 m): the down-sampling read benchmarks."""
+    return get_archive(
+        "read",
+        tiles=("34TCT",),
+        dates=INGEST_DATES[:1],
+        bands=("B04",),
         scale=bench_scale() if scale is None else scale,
     )
 

@@ -210,11 +210,16 @@ def test_mixed_resolutions(budapest):
     got = cube.isel(time=0, band=0).values
     dn = native_dn(band_file(safe, "B05"), cube.x.values, cube.y.values)
     np.testing.assert_array_equal(got, to_reflectance(dn, *radiometry(safe, "B05")))
-    # B04 (300 m) on a 600 m grid comes from the JP2's 2x reduced resolution level
-    coarse = open_cube(paths, bands=["B04"], resolution=600).isel(time=0, band=0).values
+    # B04 (300 m) on a 600 m grid: nearest takes a source pixel of each 2 x 2 block...
+    coarse = open_cube(paths, bands=["B04"], resolution=600).isel(time=0, band=0)
+    dn = native_dn(band_file(safe, "B04"), coarse.x.values, coarse.y.values)
+    expected = to_reflectance(dn, *radiometry(safe, "B04"))
+    np.testing.assert_array_equal(coarse.values, expected)
+    # ... and "average" comes from the JP2's 2x reduced resolution level (the fast path)
+    averaged = open_cube(paths, bands=["B04"], resolution=600, resampling="average")
     with rasterio.open(band_file(safe, "B04"), OVERVIEW_LEVEL=0) as level:
         expected = to_reflectance(level.read(1), *radiometry(safe, "B04"))
-    np.testing.assert_array_equal(coarse, expected)
+    np.testing.assert_array_equal(averaged.isel(time=0, band=0).values, expected)
 
 
 def test_chunks_align_with_jp2_tiles_and_empty_chunks_are_fills(budapest):
@@ -297,3 +302,91 @@ def test_planning_a_thousand_products_opens_no_file(budapest, monkeypatch):
     days = {p.sensing_start.date() for p in products}  # 09:45 UTC is 11:02 solar time here
     assert cube.sizes["time"] == len(days)
     assert cube.data.npartitions == len(days) * 2 * len(cube.chunks[2]) * len(cube.chunks[3])
+
+
+# --------------------------------------------------------------- reads mean what they say
+
+
+@pytest.fixture(scope="module")
+def with_scl(tmp_path_factory):
+    """One product at scale 10: B04 1098 px, SCL 549 px; both files have reduced levels."""
+    specs = default_specs(tiles=("34TCT",), dates=DATES[:1], partial=None)
+    (path,) = make_archive(tmp_path_factory.mktemp("scl"), specs, scale=10, bands=["B04", "SCL"])
+    with rasterio.open(band_file(path, "SCL")) as src:
+        assert src.overviews(1)[:2] == [2, 4]  # a reduced level was there to be misused
+    return path
+
+
+@pytest.mark.parametrize("reduced_levels", [None, True, False])
+@pytest.mark.parametrize("resampling", ["nearest", "average", "bilinear"])
+@pytest.mark.parametrize("resolution", [100, 400, 600, 800])
+def test_class_bands_are_never_blended(with_scl, resolution, resampling, reduced_levels):
+    cube = open_cube([with_scl], bands=["SCL"], resolution=resolution, units="dn",
+                     resampling=resampling, reduced_levels=reduced_levels)  # fmt: skip
+    got = cube.isel(time=0, band=0).values
+    scl_file = band_file(with_scl, "SCL")
+    # nearest from the full-resolution pixels, whatever resampling the reflectance bands use
+    expected = native_dn(scl_file, cube.x.values, cube.y.values)
+    with rasterio.open(scl_file) as src:
+        classes = set(np.unique(src.read(1)).tolist())
+    assert set(np.unique(got).tolist()) - {0} <= classes  # no class invented (0: outside)
+    np.testing.assert_array_equal(got, expected)
+    assert (got > 0).mean() > 0.5
+
+
+def _saturate(path, where):
+    """Rewrite a band JP2 with DN 65535 (saturated) where ``where`` holds, keeping the rest."""
+    with rasterio.open(path) as src:
+        data, profile = src.read(1), src.profile
+    data[where] = 65535
+    profile.update(driver="JP2OpenJPEG", QUALITY=100, REVERSIBLE="YES", YCC="NO")
+    for key in ("blockxsize", "blockysize", "tiled", "interleave"):
+        profile.pop(key, None)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data, 1)
+    with rasterio.open(path) as src:
+        assert (src.read(1) == 65535).sum() == where.sum()
+    return data
+
+
+def test_dn_and_reflectance_cubes_mosaic_the_same_pixels(tmp_path):
+    (spec,) = default_specs(tiles=("34TCT",), dates=("2023-06-06",), partial=None)
+    new = dataclasses.replace(spec, baseline="05.09")  # mosaicked first (newest processing)
+    old = dataclasses.replace(spec, baseline="03.01")  # fills what the first lacks
+    paths = make_archive(tmp_path, [new, old], scale=30, bands=["B04"])
+    first_file, second_file = band_file(paths[0], "B04"), band_file(paths[1], "B04")
+    rng = np.random.default_rng(3)
+    shape = rasterio.open(first_file).shape
+    saturated_first = rng.random(shape) < 0.2
+    saturated_both = saturated_first & (rng.random(shape) < 0.3)
+    first = _saturate(first_file, saturated_first)
+    second = _saturate(second_file, saturated_both)
+    assert (first != 0).mean() > 0.9 and (second != 0).mean() > 0.9
+
+    kwargs = dict(bands=["B04"], resolution=300, bounds=(300000, 5190240, 409800, 5300040))
+    refl = open_cube(paths, **kwargs).isel(time=0, band=0)
+    dn = open_cube(paths, units="dn", **kwargs).isel(time=0, band=0)
+    assert refl.sizes == dn.sizes and refl.shape == shape  # one step, on the files' own grid
+    refl_values, dn_values = refl.values, dn.values
+
+    # expectations from the files alone: saturated (65535) and 0 are not valid data
+    (off1, q1), (off2, q2) = radiometry(paths[0], "B04"), radiometry(paths[1], "B04")
+    valid1 = (first != 0) & (first != 65535)
+    valid2 = (second != 0) & (second != 65535)
+    expected_refl = np.where(
+        valid1, to_reflectance(first, off1, q1), to_reflectance(second, off2, q2)
+    )
+    # harmonised DN (offset -1000, quantification 10000), integers from the XML radiometry
+    assert q1 == q2 == 10000
+    h1 = first.astype(np.int64) + int(off1) + 1000
+    h2 = second.astype(np.int64) + int(off2) + 1000
+    expected_dn = np.where(valid1, h1, np.where(valid2, np.clip(h2, 1, 65534), 0))
+    np.testing.assert_array_equal(refl_values, expected_refl)
+    np.testing.assert_array_equal(dn_values, expected_dn)
+    # the two units agree pixel for pixel: same validity, same values after conversion
+    np.testing.assert_array_equal(dn_values != 0, ~np.isnan(refl_values))
+    valid = dn_values != 0
+    np.testing.assert_allclose(
+        (dn_values[valid].astype(np.float64) - 1000) / 10000, refl_values[valid], atol=1e-7
+    )
+    assert (saturated_first & valid2).any() and (saturated_both & (second != 0)).any()

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
+from rasterio.enums import Resampling
 
 from _cube_helpers import nearest_dn
 from sentinel_cube import ProductError, SentinelCubeWarning
@@ -15,12 +16,12 @@ from sentinel_cube.grid import Grid
 ORIGIN = (300000.0, 5300040.0)
 
 
-def _write_jp2(path, data, res, origin=ORIGIN, crs="EPSG:32634"):
+def _write_jp2(path, data, res, origin=ORIGIN, crs="EPSG:32634", block=128):
     transform = Affine(res, 0, origin[0], 0, -res, origin[1])
     with rasterio.open(
         path, "w", driver="JP2OpenJPEG", width=data.shape[1], height=data.shape[0], count=1,
         dtype="uint16", crs=crs, transform=transform, QUALITY=100, REVERSIBLE="YES",
-        YCC="NO", BLOCKXSIZE=128, BLOCKYSIZE=128, RESOLUTIONS=4,
+        YCC="NO", BLOCKXSIZE=block, BLOCKYSIZE=block, RESOLUTIONS=4,
     ) as dst:  # fmt: skip
         dst.write(data, 1)
     return Source(str(path), crs, transform, data.shape, "TEST")
@@ -69,12 +70,93 @@ def test_downsampling_without_levels_picks_centre_pixels(band):
     np.testing.assert_array_equal(out, data[3:48:6, 3:48:6])
 
 
-def test_downsampling_uses_the_reduced_resolution_level(band):
+def test_averaging_downsampling_uses_the_reduced_resolution_level(band):
     source, _ = band
     grid = Grid("EPSG:32634", Affine(20, 0, ORIGIN[0] + 40, 0, -20, ORIGIN[1] - 80), (64, 32))
     with rasterio.open(source.path, OVERVIEW_LEVEL=0) as level1:  # the codec's 2x level
         expected = level1.read(1)[4:68, 2:34]
-    np.testing.assert_array_equal(read_source(source, grid), expected)
+    np.testing.assert_array_equal(read_source(source, grid, Resampling.average), expected)
+    # nearest uses the level only when asked to (an approximation)
+    np.testing.assert_array_equal(read_source(source, grid, reduced_levels=True), expected)
+    assert not np.array_equal(read_source(source, grid), expected)
+
+
+# --------------------------------------------------------------- reads mean what they say
+
+
+@pytest.fixture(scope="module")
+def sizes(tmp_path_factory):
+    """A band too small for JP2 reduced levels and one large enough to have them."""
+    folder = tmp_path_factory.mktemp("sizes")
+    rng = np.random.default_rng(7)
+    files = {}
+    for name, side in (("small", 60), ("large", 600)):
+        data = rng.integers(1, 60000, size=(side, side), dtype=np.uint16)
+        files[name] = (_write_jp2(folder / f"{name}.jp2", data, 10.0, block=side), data)
+    with (
+        rasterio.open(files["small"][0].path) as small,
+        rasterio.open(files["large"][0].path) as large,
+    ):
+        assert small.overviews(1) == []  # no reduced level: read at full resolution
+        assert large.overviews(1)[:2] == [2, 4]  # the fast path really has levels to use
+    return files
+
+
+def _footprints(data, factor, row0, col0, shape):
+    """(rows, cols, factor**2) source pixels under each output pixel (numpy only)."""
+    rows, cols = shape
+    block = data[row0 : row0 + rows * factor, col0 : col0 + cols * factor].astype(np.int64)
+    return block.reshape(rows, factor, cols, factor).transpose(0, 2, 1, 3).reshape(rows, cols, -1)
+
+
+def _grid_on(source, factor, row0, col0, shape):
+    t = source.transform
+    transform = Affine(10 * factor, 0, t.c + 10 * col0, 0, -10 * factor, t.f - 10 * row0)
+    return Grid("EPSG:32634", transform, shape)
+
+
+@pytest.mark.parametrize("size", ["small", "large"])
+@pytest.mark.parametrize("factor", [2, 3, 4, 6])
+def test_nearest_picks_a_source_pixel_of_each_footprint(sizes, size, factor):
+    source, _ = sizes[size]
+    with rasterio.open(source.path) as src:  # the full-resolution pixels, read independently
+        data = src.read(1)
+    for row0, col0 in ((0, 0), (1, 3), (factor - 1, 1), (5, factor + 2), (2 * factor + 1, 7)):
+        shape = ((data.shape[0] - row0) // factor, (data.shape[1] - col0) // factor)
+        shape = (min(shape[0], 40), min(shape[1], 33))
+        out = read_source(source, _grid_on(source, factor, row0, col0, shape))
+        footprint = _footprints(data, factor, row0, col0, shape)
+        inside = (footprint == out[..., None].astype(np.int64)).any(axis=-1)
+        assert inside.all(), (
+            f"{(~inside).sum()} of {inside.size} pixels at offset {(row0, col0)} are none of "
+            "the source pixels they cover"
+        )
+
+
+@pytest.mark.parametrize("size", ["small", "large"])
+@pytest.mark.parametrize("factor", [2, 4, 6])
+def test_average_without_levels_is_the_block_mean(sizes, size, factor):
+    source, _ = sizes[size]
+    with rasterio.open(source.path) as src:
+        data = src.read(1)
+    shape = ((data.shape[0] - 2 * factor) // factor, (data.shape[1] - 4 * factor) // factor)
+    grid = _grid_on(source, factor, 2 * factor, 4 * factor, shape)
+    out = read_source(source, grid, Resampling.average, reduced_levels=False)
+    expected = _footprints(data, factor, 2 * factor, 4 * factor, shape).mean(axis=-1)
+    np.testing.assert_allclose(out, expected, atol=0.5 + 1e-9)  # GDAL rounds to the integer
+
+
+@pytest.mark.parametrize("resampling", [Resampling.average, Resampling.nearest])
+def test_file_without_reduced_levels_is_read_at_full_resolution(sizes, resampling):
+    source, data = sizes["small"]
+    grid = _grid_on(source, 4, 4, 8, (12, 10))
+    # levels requested (or automatic for average) but the file exposes none
+    out = read_source(source, grid, resampling, reduced_levels=True)
+    footprint = _footprints(data, 4, 4, 8, (12, 10))
+    if resampling == Resampling.average:
+        np.testing.assert_allclose(out, footprint.mean(axis=-1), atol=0.5 + 1e-9)
+    else:
+        assert (footprint == out[..., None].astype(np.int64)).any(axis=-1).all()
 
 
 def test_other_zone_is_the_exact_nearest_neighbour(band):

@@ -17,14 +17,12 @@ from dask.base import tokenize
 from rasterio.enums import Resampling
 
 from ._plan import Block, CubePlan
-from ._radiometry import harmonize_dn, to_reflectance
-from ._read import Source, read_source
+from ._radiometry import NODATA_DN, SATURATED_DN, harmonize_dn, to_reflectance
+from ._read import Source, read_rules, read_source
+from .bands import CLASS_BANDS
 from .grid import Grid
 
 __all__ = ["CLASS_BANDS", "Reader", "ReadTask", "cube_array", "read_block"]
-
-#: Bands holding class codes rather than reflectances: returned as read (0 = no data).
-CLASS_BANDS = frozenset({"SCL"})
 
 
 class Reader(Protocol):
@@ -37,7 +35,7 @@ class Reader(Protocol):
         resampling: Resampling,
         *,
         env: Mapping[str, object] | None,
-        reduced_levels: bool,
+        reduced_levels: bool | None,
         on_error: str,
     ) -> np.ndarray: ...
 
@@ -51,30 +49,38 @@ class ReadTask:
     resampling: Resampling
     env: tuple[tuple[str, Any], ...]
     on_error: str
-    reduced_levels: bool
+    reduced_levels: bool | None
     reader: Reader
 
 
 def read_block(task: ReadTask) -> np.ndarray:
-    """Mosaic the block's sources in order (first valid pixel wins) as a (1, 1, y, x) array."""
+    """Mosaic the block's sources in order (first valid pixel wins) as a (1, 1, y, x) array.
+
+    Valid means neither no data (DN 0) nor, for reflectance bands, saturated (DN
+    65535), in both units, so DN and reflectance cubes take each pixel from the same
+    product; a pixel no product has valid is 0 in DN and NaN in reflectance. Class
+    bands are read with nearest from full-resolution pixels (:func:`read_rules`).
+    """
     block = task.block
     shape = block.grid.shape
     fill = np.nan if task.units == "reflectance" else 0
     dtype = np.float32 if task.units == "reflectance" else np.uint16
+    resampling, reduced_levels = read_rules(block.band, task.resampling, task.reduced_levels)
     out: np.ndarray | None = None
     filled = np.zeros((0, 0), dtype=bool)
+    saturated = False  # DN units: saturated pixels left in `out` that no product filled
     for source, offset, quantification in zip(
         block.sources, block.offsets, block.quantifications, strict=True
     ):
         dn = task.reader(
             source,
             block.grid,
-            task.resampling,
+            resampling,
             env=dict(task.env),
-            reduced_levels=task.reduced_levels,
+            reduced_levels=reduced_levels,
             on_error=task.on_error,
         )
-        valid = dn != 0
+        valid = dn != NODATA_DN
         if block.band in CLASS_BANDS:  # class codes: no radiometry
             values = dn.astype(dtype)
         elif task.units == "reflectance":
@@ -82,6 +88,10 @@ def read_block(task: ReadTask) -> np.ndarray:
             valid = ~np.isnan(values)
         else:
             values = harmonize_dn(dn, offset, quantification)
+            is_saturated = dn == SATURATED_DN
+            if is_saturated.any():
+                valid &= ~is_saturated
+                saturated = True
         if out is None:  # the first source: no copy through masks (most chunks have one)
             out, filled = values, valid
             if block.band in CLASS_BANDS and task.units == "reflectance":
@@ -94,6 +104,8 @@ def read_block(task: ReadTask) -> np.ndarray:
             break
     if out is None:  # no source: a fill
         out = np.full(shape, fill, dtype=dtype)
+    elif saturated:  # saturated everywhere it was seen: no data, like NaN in reflectance
+        out[~filled] = NODATA_DN
     return out[np.newaxis, np.newaxis]
 
 
@@ -102,10 +114,14 @@ def cube_array(
     *,
     env: Mapping[str, object],
     on_error: str = "raise",
-    reduced_levels: bool = True,
+    reduced_levels: bool | None = None,
     reader: Reader | Callable[..., np.ndarray] = read_source,
 ) -> da.Array:
-    """The lazy ``(time, band, y, x)`` dask array of a plan."""
+    """The lazy ``(time, band, y, x)`` dask array of a plan.
+
+    ``reduced_levels`` is that of :func:`sentinel_cube.open_cube`; each read task
+    resolves it per band with :func:`~sentinel_cube._read.read_rules`.
+    """
     dtype = np.dtype("float32") if plan.units == "reflectance" else np.dtype("uint16")
     fill = np.nan if plan.units == "reflectance" else 0
     frozen_env = tuple(sorted((str(k), v) for k, v in env.items()))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 __all__ = [
+    "CLASS_BANDS",
     "L1C_BANDS",
     "L2A_BANDS",
     "NATIVE_RESOLUTION",
@@ -66,6 +67,12 @@ SCL_CLASSES: dict[int, str] = {
     10: "thin_cirrus",
     11: "snow",
 }
+
+#: Bands whose values are codes, not measurements: never blended at any resolution, always
+#: resampled with nearest from their full-resolution pixels, whatever resampling the cube
+#: uses for reflectance bands. Only the Scene Classification is read today; a coded band
+#: added later (e.g. a cloud or snow mask) belongs here too.
+CLASS_BANDS: frozenset[str] = frozenset({"SCL"})
 
 _BAND_RE = re.compile(r"^B?0?(\d{1,2}|8A)$", re.IGNORECASE)
 

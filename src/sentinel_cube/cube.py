@@ -42,7 +42,7 @@ def open_cube(
     units: str = "reflectance",
     groupby: str | None = "solar_day",
     on_error: str = "raise",
-    reduced_levels: bool = True,
+    reduced_levels: bool | None = None,
 ) -> xr.DataArray:
     """Stack the bands of Sentinel-2 products into a lazy ``(time, band, y, x)`` cube.
 
@@ -78,13 +78,23 @@ def open_cube(
         tile corner when its CRS is the target CRS.
     resampling
         rasterio resampling name (``"nearest"``, ``"bilinear"``, ``"average"``...)
-        for bands not on the output grid.
+        for bands not on the output grid. ``"nearest"`` means what it says: every
+        output pixel is one of the source pixels it covers. Class bands (``SCL``,
+        see :data:`sentinel_cube.bands.CLASS_BANDS`) ignore it: their codes are
+        never blended, at any resolution, and are always taken with nearest from
+        their full-resolution pixels.
     units
         ``"reflectance"``: float32 ``(DN + offset) / quantification`` with each
-        product's own offset and quantification, NaN for no data (and saturated
-        pixels). ``"dn"``: uint16 digital numbers, every product brought to the
+        product's own offset and quantification, NaN for no data.
+        ``"dn"``: uint16 digital numbers, every product brought to the
         baseline >= 04.00 convention (offset -1000, quantification 10000), 0 for
-        no data, so baselines can be mixed.
+        no data, so baselines can be mixed. A *saturated* pixel is one whose DN
+        in the band file is 65535 (the sensor or the processing saturated; its
+        value is unknown): it is not valid data in either unit, so the next
+        product of the same-day mosaic fills it, and where no product has a valid
+        value it is no data (NaN, or 0 in DN). Both units therefore take every
+        pixel from the same product and have the same no-data pixels. (Class
+        bands have no saturated value.)
     groupby
         ``"solar_day"``: products acquired on the same local solar day are
         mosaicked into one time step (first valid pixel wins, products ordered by
@@ -95,8 +105,19 @@ def open_cube(
         :class:`~sentinel_cube.ProductError` naming it when computed.
         ``"skip"``: warn and leave that product's pixels as no data.
     reduced_levels
-        Read 10 m bands on coarser grids from the JP2's reduced resolution
-        levels (much faster; values are the codec's approximation at that level).
+        When a band is down-sampled by an integer factor with a multiple of 2
+        (e.g. 10 m bands on a 20 m or 40 m grid), read it from the JPEG 2000
+        reduced resolution level instead of decoding the full resolution
+        (several times faster, see the benchmarks' README; values are the
+        codec's low-pass approximation at that level, not an exact resample).
+        ``None`` (default): only for the averaging resamplings (``"average"``,
+        ``"bilinear"``, ``"cubic"``, ``"cubic_spline"``, ``"lanczos"``,
+        ``"gauss"``), for which the level is a fitting approximation. ``True``:
+        also for the others, ``"nearest"`` included (an explicit, approximate
+        opt-in: pixels are then no longer source pixels). ``False``: never, exact
+        resampling of the full-resolution pixels. Class bands never use levels.
+        A file that exposes no such level (small images) is read at full
+        resolution.
 
     Returns
     -------
