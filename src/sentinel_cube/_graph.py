@@ -14,11 +14,11 @@ from typing import Any, Protocol
 import dask.array as da
 import numpy as np
 from dask.base import tokenize
-from rasterio.enums import Resampling
 
 from ._plan import Block, CubePlan
 from ._radiometry import NODATA_DN, SATURATED_DN, harmonize_dn, to_reflectance
-from ._read import Source, read_rules, read_source
+from ._read import read_source
+from ._source import Source, read_rules
 from .bands import CLASS_BANDS
 from .grid import Grid
 
@@ -32,7 +32,7 @@ class Reader(Protocol):
         self,
         source: Source,
         grid: Grid,
-        resampling: Resampling,
+        resampling: str,
         *,
         env: Mapping[str, object] | None,
         reduced_levels: bool | None,
@@ -46,7 +46,7 @@ class ReadTask:
 
     block: Block
     units: str
-    resampling: Resampling
+    resampling: str
     env: tuple[tuple[str, Any], ...]
     on_error: str
     reduced_levels: bool | None
@@ -130,7 +130,7 @@ def cube_array(
         plan.chunks,
         plan.bands,
         plan.units,
-        plan.resampling.name,
+        plan.resampling,
         [(s.time.value, [p.path for p in s.products]) for s in plan.steps],
         frozen_env,
         on_error,

@@ -15,11 +15,10 @@ import numpy as np
 import pandas as pd
 import shapely
 from pyproj import CRS
-from rasterio.enums import Resampling
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
-from ._read import Source
+from ._source import RESAMPLINGS, Source
 from .aoi import reproject_geometry
 from .bands import normalize_band
 from .exceptions import SentinelCubeError
@@ -86,7 +85,8 @@ class CubePlan:
     bands: tuple[str, ...]
     steps: tuple[TimeStep, ...]
     units: str
-    resampling: Resampling
+    #: resampling name (``"nearest"``, ``"average"``...)
+    resampling: str
     #: (time index, band index, chunk row, chunk col) -> Block, only for chunks with data
     blocks: dict[tuple[int, int, int, int], Block] = field(repr=False)
 
@@ -127,7 +127,7 @@ def plan_cube(
     bounds: tuple[float, float, float, float] | None = None,
     crs: str | int | None = None,
     chunks: int | tuple[int, int] | None = None,
-    resampling: str | Resampling = "nearest",
+    resampling: object = "nearest",
     units: str = "reflectance",
     groupby: str | None = "solar_day",
 ) -> CubePlan:
@@ -231,16 +231,15 @@ def _check_bands(products: Sequence[Product], bands: Sequence[str]) -> tuple[str
     return names
 
 
-def _resampling(value: str | Resampling) -> Resampling:
-    if isinstance(value, Resampling):
-        return value
-    try:
-        return Resampling[str(value)]
-    except KeyError:
-        names = ", ".join(r.name for r in Resampling if r.value < 8 or r.name in ("rms",))
+def _resampling(value: object) -> str:
+    """The resampling's name (a name or a rasterio ``Resampling`` member is given)."""
+    name = str(getattr(value, "name", value))
+    if name not in RESAMPLINGS:
+        names = ", ".join((*RESAMPLINGS[:8], "rms"))
         raise SentinelCubeError(
             f"resampling={value!r} is not a rasterio resampling; use one of {names}"
-        ) from None
+        )
+    return name
 
 
 # ----------------------------------------------------------------------------- geometry

@@ -40,29 +40,19 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import numpy as np
 import rasterio
-from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
-from .bands import CLASS_BANDS
+from ._source import Source, resampling_name, use_reduced_levels
 from .exceptions import ProductError, SentinelCubeWarning
 from .grid import Grid
 
-__all__ = [
-    "AVERAGING_RESAMPLINGS",
-    "GDAL_DEFAULTS",
-    "block_mean",
-    "Source",
-    "read_rules",
-    "read_source",
-    "use_reduced_levels",
-]
+__all__ = ["GDAL_DEFAULTS", "Source", "block_mean", "capture_env", "read_source"]
 
 #: GDAL settings used inside every read task; each says why.
 GDAL_DEFAULTS: dict[str, str | int | bool] = {
@@ -81,6 +71,19 @@ GDAL_DEFAULTS: dict[str, str | int | bool] = {
     # a read error must raise, not come back as zeros.
     "CPL_VSIL_CURL_NON_CACHED": "",
 }
+
+
+def capture_env() -> dict[str, object]:
+    """GDAL settings for read tasks: :data:`GDAL_DEFAULTS`, then an active ``rasterio.Env``.
+
+    Called on the client when a cube is built; the tasks restore these settings
+    around each read, so workers read with the client's settings.
+    """
+    env: dict[str, object] = dict(GDAL_DEFAULTS)
+    if rasterio.env.hasenv():
+        env.update(rasterio.env.getenv())
+    return env
+
 
 _EPS = 1e-6
 
@@ -105,104 +108,11 @@ _LOCAL = threading.local()
 #: 0.15 s vs 0.02 s per 1024 x 1024 chunk; a JP2 decode of the same costs ~0.13 s).
 WARP_TOLERANCE = 1e-6
 
-#: Resamplings that down-sample by a weighted mean of the source pixels under an output
-#: pixel (a low-pass filter). A JPEG 2000 reduced resolution level is itself a low-pass
-#: approximation of the image (the wavelet's approximation band), so with
-#: ``reduced_levels=None`` these read from it. Left out: ``nearest`` (must return a
-#: source pixel), ``mode``, ``min``, ``max``, ``med``, ``q1``, ``q3`` (must return
-#: values of the footprint), ``sum`` (not a mean) and ``rms`` (not linear).
-AVERAGING_RESAMPLINGS: frozenset[Resampling] = frozenset(
-    {
-        Resampling.average,
-        Resampling.bilinear,
-        Resampling.cubic,
-        Resampling.cubic_spline,
-        Resampling.lanczos,
-        Resampling.gauss,
-    }
-)
-
-
-def use_reduced_levels(resampling: Resampling, reduced_levels: bool | None) -> bool:
-    """Whether integer down-sampling with ``resampling`` may read a JP2 reduced level.
-
-    ``None`` (automatic): only for :data:`AVERAGING_RESAMPLINGS`. ``True``: also for
-    the others, ``nearest`` included (an explicit opt-in: values are then the codec's
-    approximation, not source pixels). ``False``: never.
-
-    Examples
-    --------
-    >>> use_reduced_levels(Resampling.average, None), use_reduced_levels(Resampling.nearest, None)
-    (True, False)
-    >>> use_reduced_levels(Resampling.nearest, True), use_reduced_levels(Resampling.average, False)
-    (True, False)
-    """
-    if reduced_levels is None:
-        return resampling in AVERAGING_RESAMPLINGS
-    return bool(reduced_levels)
-
-
-def read_rules(
-    band: str, resampling: Resampling, reduced_levels: bool | None
-) -> tuple[Resampling, bool]:
-    """The resampling and the reduced-level choice a band is really read with.
-
-    Class bands (:data:`~sentinel_cube.bands.CLASS_BANDS`, e.g. ``"SCL"``) hold codes,
-    which no resampling may blend: they are always read with ``nearest`` from their
-    full-resolution pixels, whatever ``resampling`` and ``reduced_levels`` say. Other
-    bands get ``resampling`` and :func:`use_reduced_levels`.
-
-    Examples
-    --------
-    >>> read_rules("SCL", Resampling.average, True)
-    (<Resampling.nearest: 0>, False)
-    >>> read_rules("B04", Resampling.average, None)
-    (<Resampling.average: 5>, True)
-    """
-    if band in CLASS_BANDS:
-        return Resampling.nearest, False
-    return resampling, use_reduced_levels(resampling, reduced_levels)
-
-
-@dataclass(frozen=True)
-class Source:
-    """One band file of one product, as a read task needs it.
-
-    Attributes
-    ----------
-    path : str
-        Path GDAL opens (``/vsizip/`` for zipped products).
-    crs : str
-        ``"EPSG:326zz"`` of the product.
-    transform : affine.Affine
-        The band's pixel-to-map transform.
-    shape : tuple of int
-        ``(rows, cols)`` of the band.
-    product_id : str
-        For error messages.
-    """
-
-    path: str
-    crs: str
-    transform: Affine
-    shape: tuple[int, int]
-    product_id: str = ""
-
-    @property
-    def resolution(self) -> float:
-        return float(self.transform.a)
-
-    @property
-    def bounds(self) -> tuple[float, float, float, float]:
-        rows, cols = self.shape
-        t = self.transform
-        return (t.c, t.f + rows * t.e, t.c + cols * t.a, t.f)
-
 
 def read_source(
     source: Source,
     grid: Grid,
-    resampling: Resampling = Resampling.nearest,
+    resampling: Resampling | str = Resampling.nearest,
     *,
     env: Mapping[str, object] | None = None,
     reduced_levels: bool | None = None,
@@ -210,8 +120,9 @@ def read_source(
 ) -> np.ndarray:
     """Read ``source`` onto ``grid`` as uint16 DN, 0 where the source has no data.
 
-    The caller decides what kind of band it reads (see :func:`read_rules`): this
-    function applies ``resampling`` as given.
+    The caller decides what kind of band it reads (see
+    :func:`sentinel_cube._source.read_rules`): this function applies ``resampling`` as
+    given.
 
     Parameters
     ----------
@@ -220,22 +131,23 @@ def read_source(
     grid
         The output grid (usually one chunk of the cube).
     resampling
-        rasterio resampling used when grids differ. With ``nearest`` every output
-        pixel is one of the source pixels it covers.
+        rasterio resampling (or its name) used when grids differ. With ``nearest``
+        every output pixel is one of the source pixels it covers.
     env
         GDAL settings for the read (default :data:`GDAL_DEFAULTS`).
     reduced_levels
         Read the JP2's reduced resolution levels for integer down-sampling: ``None``
         for averaging resamplings only, ``True`` also for the others (approximate),
-        ``False`` never (see :func:`use_reduced_levels`).
+        ``False`` never (see :func:`sentinel_cube._source.use_reduced_levels`).
     on_error
         ``"raise"`` raises a :class:`ProductError` naming the file when it
         cannot be decoded; ``"skip"`` warns and returns no data instead.
     """
     settings = dict(GDAL_DEFAULTS if env is None else env)
+    method = Resampling[resampling_name(resampling)]
     try:
         with rasterio.Env(**settings):
-            return _read(source, grid, resampling, use_reduced_levels(resampling, reduced_levels))
+            return _read(source, grid, method, use_reduced_levels(method, reduced_levels))
     except (RasterioError, OSError, _WrongSize) as error:
         if isinstance(error, _WrongSize):
             problem = (

@@ -13,13 +13,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import rasterio.env
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 
 from ._graph import cube_array
 from ._plan import PERCENT_COORDS, CubePlan, plan_cube
-from ._read import GDAL_DEFAULTS
+from ._read import capture_env
 from .aoi import read_aoi
 from .exceptions import SentinelCubeError
 from .safe import Product, read_product
@@ -166,7 +165,7 @@ def open_cube(
         units=units,
         groupby=groupby,
     )
-    data = cube_array(plan, env=_gdal_env(), on_error=on_error, reduced_levels=reduced_levels)
+    data = cube_array(plan, env=capture_env(), on_error=on_error, reduced_levels=reduced_levels)
     return _wrap(plan, data)
 
 
@@ -204,14 +203,6 @@ def to_products(products: Any, bands: Sequence[str] | str | None = None) -> list
     )
 
 
-def _gdal_env() -> dict[str, object]:
-    """GDAL settings for the read tasks: our defaults, overridden by an active rasterio.Env."""
-    env: dict[str, object] = dict(GDAL_DEFAULTS)
-    if rasterio.env.hasenv():
-        env.update(rasterio.env.getenv())
-    return env
-
-
 def _wrap(plan: CubePlan, data: Any) -> xr.DataArray:
     x, y = plan.grid.coords()
     times = np.array([s.time.tz_convert("UTC").tz_localize(None) for s in plan.steps])
@@ -231,7 +222,7 @@ def _wrap(plan: CubePlan, data: Any) -> xr.DataArray:
         attrs={
             "units": "1" if plan.units == "reflectance" else "DN",
             "sentinel_cube_units": plan.units,
-            "resampling": plan.resampling.name,
+            "resampling": plan.resampling,
             "time_zone": "UTC",
             **(
                 {}
