@@ -35,13 +35,9 @@ not); :func:`open_zarr` returns steps sorted by time.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import socket
 import time as clock
-import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,23 +51,15 @@ from rasterio.crs import CRS
 from tqdm.auto import tqdm
 from zarr.codecs import BloscCodec
 
-from ._store_lock import StoreLock, StoreLockedError, _alive
+from . import _store_layout as layout
+from ._store_layout import TIME_ENCODING
+from ._store_lock import StoreLock, StoreLockedError
 from .exceptions import SentinelCubeError
 
 __all__ = ["TIME_ENCODING", "StoreLockedError", "WriteReport", "open_zarr", "to_zarr"]
 
-_META_GROUP = "_sentinel_cube"
-_FORMAT_VERSION = 2
 #: Blosc compressors offered by ``codec=``; zstd compresses best, lz4 writes ~2.5x faster.
 CODECS = ("zstd", "lz4", "lz4hc", "zlib", "blosclz")
-#: The time encoding of every store, fixed at creation (CF units; exact for any time).
-TIME_ENCODING = {
-    "units": "nanoseconds since 1970-01-01",
-    "calendar": "proleptic_gregorian",
-    "dtype": "int64",
-}
-#: Chunk length of the 1-D per-time coordinates: few files, small rewrites per step.
-_COORD_CHUNK = 4096
 
 
 @dataclass(frozen=True)
@@ -171,8 +159,8 @@ def to_zarr(
     name = str(cube.name or "data")
     chunk_y, chunk_x = _regular_chunks(cube)
     encoding = _encoding(cube, chunk_y, chunk_x, codec, level, shards)
-    _clean_staging(path)
-    state = _state(path)
+    layout.clean_staging(path)
+    state = layout.state(path)
     if state == "folder":
         raise SentinelCubeError(
             f"{str(path)!r} exists and is not a Zarr store: choose another path or empty it"
@@ -186,21 +174,21 @@ def to_zarr(
         )
     if mode == "w" and state != "missing" or state == "interrupted":
         # an interrupted creation (an earlier version wrote no ledger) holds no step
-        _replace(path, cube, name, encoding, lock_timeout)
+        layout.replace(path, cube, name, encoding, lock_timeout)
     elif state == "missing":
-        _create(path, cube, name, encoding)
+        layout.create(path, cube, name, encoding)
     before = _disk_usage(path)
 
-    with StoreLock(path / _META_GROUP, lock_timeout, label=str(path)) as lock:
-        ledger = _read_ledger(path)
+    with StoreLock(path / layout.META_GROUP, lock_timeout, label=str(path)) as lock:
+        ledger = layout.read_ledger(path)
         _check_compatible(path, ledger, cube, name)  # before anything is written
-        _even_time_lengths(path)
+        layout.even_time_lengths(path)
         times = _times_ns(cube)
         committed = {t for _, t in ledger["steps"]}
         pending = [t for t in range(len(times)) if times[t] not in committed]
         skipped = [t for t in range(len(times)) if times[t] in committed]
-        slots = _free_slots(path, ledger, len(pending))
-        _remove_partial_files(path, name, slots)
+        slots = layout.free_slots(path, ledger, len(pending))
+        layout.remove_partial_files(path, name, slots)
 
         target = zarr.open_array(path, path=name, mode="r+")
         block = (shards, shards) if shards else (chunk_y, chunk_x)
@@ -209,7 +197,7 @@ def to_zarr(
                    disable=progress is not True or not pending)  # fmt: skip
         for done, (t, slot) in enumerate(zip(pending, slots, strict=True), start=1):
             lock.check()
-            _write_coords(path, cube, t, slot, name)
+            layout.write_coords(path, cube, t, slot, name)
             # one compute per time step, committed when it returns
             da.store(
                 data[t : t + 1],
@@ -218,7 +206,7 @@ def to_zarr(
                 lock=False,
             )
             lock.check()
-            _commit(path, slot, int(times[t]))
+            layout.commit(path, slot, int(times[t]))
             bar.update()
             if callable(progress):
                 progress(done, len(pending))
@@ -261,7 +249,7 @@ def open_zarr(store: str | os.PathLike[str], *, chunks: Any = "auto") -> xr.Data
     path = Path(store)
     if not (path / "zarr.json").exists():
         raise SentinelCubeError(f"{str(path)!r} is not a Zarr store (no zarr.json)")
-    state = _state(path)
+    state = layout.state(path)
     if state == "interrupted":
         raise SentinelCubeError(
             f"{str(path)!r} is a cube store whose creation by an earlier sentinel_cube version "
@@ -269,9 +257,9 @@ def open_zarr(store: str | os.PathLike[str], *, chunks: Any = "auto") -> xr.Data
         )
     if state != "ours":
         raise SentinelCubeError(f"{str(path)!r} is a Zarr store but not a sentinel_cube cube store")
-    ledger = _read_ledger(path)
+    ledger = layout.read_ledger(path)
     variable = ledger["variable"]
-    dataset = _open_dataset(path, None if chunks == "auto" else chunks, variable)
+    dataset = layout.open_dataset(path, None if chunks == "auto" else chunks, variable)
     steps = sorted(ledger["steps"])
     cube = dataset[variable].isel(time=[slot for slot, _ in steps])
     stored = cube.time.values.astype("datetime64[ns]").astype(np.int64)
@@ -281,7 +269,7 @@ def open_zarr(store: str | os.PathLike[str], *, chunks: Any = "auto") -> xr.Data
             "steps (the store was changed by another program); rewrite it with mode='w'"
         )
     if chunks == "auto":
-        cube = cube.chunk(dict(zip(cube.dims, _stored_chunks(path, variable), strict=True)))
+        cube = cube.chunk(dict(zip(cube.dims, layout.stored_chunks(path, variable), strict=True)))
     # metadata coordinates are small: load them so selections by metadata stay cheap
     cube = cube.assign_coords(
         {k: v.load() for k, v in cube.coords.items() if k not in cube.dims and v.ndim > 0}
@@ -329,205 +317,8 @@ def _encoding(cube, chunk_y: int, chunk_x: int, codec: str, level: int, shards: 
     return encoding
 
 
-def _template(cube: xr.DataArray, name: str, block: tuple[int, int]) -> xr.Dataset:
-    """The cube as a Dataset whose data is a never-computed placeholder."""
-    placeholder = da.zeros(cube.shape, dtype=cube.dtype, chunks=(1, 1, *block))
-    array = cube.copy(data=placeholder)
-    array.attrs = {k: v for k, v in cube.attrs.items() if k != "_FillValue"}
-    array.encoding = {}
-    dataset = array.to_dataset(name=name)
-    dataset[name].encoding["_FillValue"] = np.nan if cube.dtype.kind == "f" else 0
-    for coord in dataset.coords.values():
-        coord.encoding = {}
-    return dataset
-
-
-def _staging_name(path: Path, purpose: str) -> Path:
-    host = socket.gethostname().replace(".", "_")
-    return path.with_name(f".{path.name}.{host}.{os.getpid()}.{uuid.uuid4().hex[:8]}.{purpose}")
-
-
-def _build(path: Path, cube: xr.DataArray, name: str, encoding: dict[str, Any]) -> Path:
-    """Write an empty store (metadata, coordinates, empty ledger) in a hidden sibling folder."""
-    staging = _staging_name(path, "creating")
-    shards = encoding.get("shards")
-    block = (shards[2], shards[3]) if shards else encoding["chunks"][2:]
-    template = _template(cube, name, block)
-    encodings: dict[str, Any] = {name: encoding, "time": dict(TIME_ENCODING)}
-    for coord, values in template.coords.items():
-        if values.dims == ("time",):
-            encodings.setdefault(str(coord), {})["chunks"] = (_COORD_CHUNK,)
-    template.to_zarr(staging, mode="w-", compute=False, zarr_format=3, consolidated=False,
-                     encoding=encodings)  # fmt: skip
-    zarr.open_group(staging, mode="r+").create_group(
-        _META_GROUP,
-        attributes={"version": _FORMAT_VERSION, "variable": name, "steps": []},
-    )
-    return staging
-
-
-def _create(path: Path, cube: xr.DataArray, name: str, encoding: dict[str, Any]) -> None:
-    staging = _build(path, cube, name, encoding)
-    try:
-        os.rename(staging, path)  # atomic; replaces an empty folder, fails on a full one
-    except OSError:
-        # another writer created the store first: append to it (its grid is checked)
-        shutil.rmtree(staging, ignore_errors=True)
-        if _state(path) != "ours":
-            raise
-
-
-def _replace(
-    path: Path, cube: xr.DataArray, name: str, encoding: dict[str, Any], lock_timeout: float
-) -> None:
-    """``mode="w"``: swap a new empty store in, under the old store's lock."""
-    staging = _build(path, cube, name, encoding)
-    trash = _staging_name(path, "replaced")
-    try:
-        with StoreLock(path / _META_GROUP, lock_timeout, label=str(path)):
-            os.rename(path, trash)
-            os.rename(staging, path)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.rmtree(trash, ignore_errors=True)
-
-
-def _clean_staging(path: Path) -> None:
-    """Remove the hidden folders of creations on this host whose process died."""
-    if not path.parent.is_dir():
-        return
-    host = socket.gethostname().replace(".", "_")
-    for entry in path.parent.glob(f".{path.name}.*"):
-        parts = entry.name[len(path.name) + 2 :].split(".")
-        if len(parts) != 4 or parts[3] not in ("creating", "replaced") or parts[0] != host:
-            continue
-        if parts[1].isdigit() and not _alive(int(parts[1])):
-            shutil.rmtree(entry, ignore_errors=True)
-
-
-def _state(path: Path) -> str:
-    """``missing``, ``ours``, ``interrupted`` (ours, no ledger), ``foreign`` or ``folder``."""
-    if not path.exists() or (path.is_dir() and not any(path.iterdir())):
-        return "missing"
-    if not (path / "zarr.json").exists():
-        return "folder"
-    try:
-        group = zarr.open_group(path, mode="r")
-    except Exception:  # unreadable root metadata: not ours to touch
-        return "foreign"
-    with contextlib.suppress(Exception):
-        if "variable" in dict(group[_META_GROUP].attrs):
-            return "ours"
-    with contextlib.suppress(Exception):
-        for _, array in group.arrays():
-            if "sentinel_cube_units" in array.attrs:
-                return "interrupted"
-    return "foreign"
-
-
-def _read_ledger(path: Path) -> dict[str, Any]:
-    attrs: dict[str, Any] = dict(zarr.open_group(path, mode="r", path=_META_GROUP).attrs)
-    if "steps" not in attrs:  # format 1: slots only; their times are in the time array
-        times = _time_values(path)
-        attrs["steps"] = [[int(s), int(times[s])] for s in attrs.get("committed", [])]
-    attrs["steps"] = [(int(s), int(t)) for s, t in attrs["steps"]]
-    return attrs
-
-
-def _commit(path: Path, slot: int, time_ns: int) -> None:
-    """Add a step to the ledger: one atomic write of the ledger group's metadata."""
-    group = zarr.open_group(path, mode="r+", path=_META_GROUP)
-    steps = sorted({*(tuple(s) for s in _read_ledger(path)["steps"]), (slot, time_ns)})
-    group.attrs.update({"version": _FORMAT_VERSION, "steps": [list(s) for s in steps]})
-
-
-def _time_arrays(path: Path, mode: str = "r+") -> list[zarr.Array]:
-    """The arrays along ``time``: the cube and its per-time coordinates."""
-    group = zarr.open_group(path, mode=mode)  # type: ignore[arg-type]
-    return [array for _, array in group.arrays() if _dims(array)[:1] == ("time",)]
-
-
-def _dims(array: zarr.Array) -> tuple[str | None, ...]:
-    return tuple(getattr(array.metadata, "dimension_names", None) or ())
-
-
-def _time_values(path: Path) -> np.ndarray:
-    return np.asarray(zarr.open_array(path, path="time", mode="r")[:], dtype=np.int64)
-
-
-def _even_time_lengths(path: Path) -> None:
-    """Finish a growth a kill interrupted: every time array to the longest length."""
-    arrays = _time_arrays(path)
-    longest = max(a.shape[0] for a in arrays)
-    for array in arrays:
-        if array.shape[0] != longest:
-            array.resize((longest, *array.shape[1:]))
-
-
-def _free_slots(path: Path, ledger: dict[str, Any], count: int) -> list[int]:
-    """The first ``count`` slots the ledger does not list, growing the time arrays if needed."""
-    arrays = _time_arrays(path)
-    length = arrays[0].shape[0]
-    taken = {slot for slot, _ in ledger["steps"]}
-    free = [s for s in range(length) if s not in taken][:count]
-    grow = count - len(free)
-    if grow > 0:
-        free += list(range(length, length + grow))
-        for array in arrays:
-            array.resize((length + grow, *array.shape[1:]))
-    return free
-
-
-def _remove_partial_files(path: Path, name: str, slots: Iterable[int]) -> None:
-    """Delete temporary files of writes a kill interrupted, where they can be.
-
-    Zarr's local store writes ``KEY.<hex>.partial`` and renames it to ``KEY``: a
-    kill in between leaves the temporary file. They can only be in metadata
-    folders and in the chunk folders of uncommitted slots (about to be rewritten).
-    """
-    found = [*path.glob("*.partial"), *(path / name).glob("*.partial")]
-    for folder in path.iterdir():  # the coordinates and the ledger: a few small files
-        if folder.is_dir() and folder.name != name:
-            found += folder.rglob("*.partial")
-    for slot in slots:
-        found += (path / name / "c" / str(slot)).rglob("*.partial")
-    for partial in found:
-        partial.unlink(missing_ok=True)
-
-
-def _write_coords(path: Path, cube: xr.DataArray, t: int, slot: int, name: str) -> None:
-    """Write the per-time coordinates of step ``t`` into ``slot``, encoded as xarray would."""
-    stored = {array.path: array for array in _time_arrays(path)}
-    for coord, values in cube.coords.items():
-        if values.dims != ("time",) or coord not in stored:
-            continue
-        if coord == "time":
-            encoded: Any = np.asarray(values.values[t : t + 1], "datetime64[ns]").astype(np.int64)
-        else:
-            encoded = xr.conventions.encode_cf_variable(values.variable[t : t + 1]).values
-        stored[str(coord)][slot : slot + 1] = encoded
-
-
 def _times_ns(cube: xr.DataArray) -> np.ndarray:
     return np.asarray(cube.time.values, dtype="datetime64[ns]").astype(np.int64)
-
-
-def _open_dataset(path: Path, chunks: Any, variable: str) -> xr.Dataset:
-    """The store as a Dataset; time arrays of unequal length (a growth cut short) are cut."""
-    lengths = {a.path: a.shape[0] for a in _time_arrays(path, "r")}
-    if len(set(lengths.values())) <= 1:
-        return xr.open_zarr(path, consolidated=False, zarr_format=3, chunks=chunks)
-    common = min(lengths.values())
-
-    def alone(keep: str) -> xr.Dataset:  # xarray refuses unequal lengths in one Dataset
-        others = [v for v in lengths if v != keep]
-        one = xr.open_zarr(path, consolidated=False, zarr_format=3, chunks=chunks,
-                           drop_variables=others)  # fmt: skip
-        return one.isel(time=slice(0, common))
-
-    dataset = alone(variable)
-    extra = {v: alone(v)[v].variable for v in lengths if v != variable}
-    return dataset.assign_coords(extra)
 
 
 def _check_compatible(path: Path, ledger: dict[str, Any], cube: xr.DataArray, name: str) -> None:
@@ -579,11 +370,6 @@ def _grid_text(crs: CRS | None, x: np.ndarray, y: np.ndarray) -> str:
     x0 = float(x[0]) - dx / 2 if len(x) else float("nan")
     y0 = float(y[0]) - dy / 2 if len(y) else float("nan")
     return f"[{name}, origin ({x0!r}, {y0!r}), pixel ({dx!r}, {dy!r}), shape ({len(y)}, {len(x)})]"
-
-
-def _stored_chunks(path: Path, name: str) -> tuple[int, ...]:
-    array = zarr.open_array(path, path=name, mode="r")
-    return tuple(array.chunks)
 
 
 def _disk_usage(path: Path) -> int:
