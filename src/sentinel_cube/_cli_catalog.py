@@ -94,7 +94,7 @@ def search(catalog, aoi, place, start, end, cloud, producttype, platform, tiles,
            collection, enrich, min_coverage, out) -> None:  # fmt: skip
     """Search a catalogue and print the matching products."""
     from ._summary import metadata_summary, products_table, write_products
-    from .catalog._coverage import coverage
+    from .catalog import coverage
     from .catalog._spec import open_catalog
 
     kind = catalog.partition(":")[0].lower()

@@ -5,8 +5,8 @@ and downloads into a folder that :class:`LocalCatalog` and :func:`sentinel_cube.
 read.
 """
 
+from ..analysis._coverage import coverage
 from ._cdse import CDSECatalog
-from ._coverage import coverage
 from ._dhus import DHuSCatalog
 from ._errors import (
     AuthenticationError,
