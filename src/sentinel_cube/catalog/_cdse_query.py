@@ -132,17 +132,8 @@ def _num(value: float) -> str:
     return f"{value:.6f}".rstrip("0").rstrip(".")
 
 
-def build_filter(
-    aoi: Any = None,
-    date: Any = None,
-    platformname: Any = None,
-    producttype: Any = None,
-    cloudcoverpercentage: Any = None,
-    tileid: Any = None,
-    relativeorbitnumber: Any = None,
-    collection: str = "SENTINEL-2",
-) -> str:
-    """The OData ``$filter`` for the arguments of ``Catalog.search``.
+def build_filter(collection: str = "SENTINEL-2", **criteria: Any) -> str:
+    """The OData ``$filter`` for the keyword arguments of ``Catalog.search``.
 
     The AOI is sent as its convex hull (CDSE limits URL length); callers refine
     with the exact AOI afterwards.
@@ -158,10 +149,7 @@ def build_filter(
     Attributes/OData.CSC.StringAttribute/any(att:att/Name eq 'tileId' and
     att/OData.CSC.StringAttribute/Value eq '34TCT')
     """
-    query = SearchQuery.from_arguments(
-        aoi, date, platformname, producttype, cloudcoverpercentage, tileid, relativeorbitnumber
-    )
-    return odata_filter(query, collection)
+    return odata_filter(SearchQuery.from_arguments(**criteria), collection)
 
 
 def odata_filter(query: SearchQuery, collection: str = "SENTINEL-2") -> str:
