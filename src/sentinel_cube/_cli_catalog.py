@@ -108,18 +108,14 @@ def search(catalog, aoi, place, start, end, cloud, producttype, platform, tiles,
                 "aoi": area, "date": (start, end) if (start or end) else None,
                 "platformname": platform, "producttype": producttype,
                 "cloudcoverpercentage": cloud, "tileid": list(tiles) or None,
-                "relativeorbitnumber": list(orbits) or None,
+                "relativeorbitnumber": list(orbits) or None, "limit": limit,
             }  # fmt: skip
-            if kind != "local":
-                arguments["limit"] = limit
             if enrich:
                 if kind != "cdse":
                     raise click.UsageError("--enrich applies to --catalog cdse only")
                 arguments["enrich"] = True
             products = cat.search(**arguments)
         _echo_warnings(caught)
-        if limit is not None:
-            products = products.iloc[:limit]
         if area is not None:
             products = coverage(products, area)
             if min_coverage is not None:
