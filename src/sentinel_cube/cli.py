@@ -172,9 +172,7 @@ def build(sources, aoi, bands, resolution, start, end, cloud, crs, units, chunks
         with _client(scheduler) as client:
             if client is not None:
                 click.echo(f"dask dashboard: {client.dashboard_link}")
-            report = to_zarr(
-                cube, out, mode="w" if overwrite else "a", lock_timeout=lock_timeout
-            )
+            report = to_zarr(cube, out, mode="w" if overwrite else "a", lock_timeout=lock_timeout)
     except (SentinelCubeError, ValueError) as error:
         raise _fail(error) from error
     click.echo(
