@@ -6,6 +6,7 @@ read.
 """
 
 from ..analysis._coverage import coverage
+from ._base import Catalog
 from ._cdse import CDSECatalog
 from ._dhus import DHuSCatalog
 from ._errors import (
@@ -25,6 +26,7 @@ from ._stac import STACCatalog
 __all__ = [
     "AuthenticationError",
     "CDSECatalog",
+    "Catalog",
     "ChecksumMismatchError",
     "DHuSCatalog",
     "DownloadError",
