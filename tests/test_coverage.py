@@ -8,7 +8,7 @@ import shapely
 from pyproj import Geod
 from shapely.geometry import box
 
-from sentinel_cube.catalog._coverage import coverage, equal_area_crs
+from sentinel_cube.analysis._coverage import coverage, equal_area_crs
 
 GEOD = Geod(ellps="WGS84")
 

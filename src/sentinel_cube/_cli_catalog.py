@@ -94,7 +94,7 @@ def search(catalog, aoi, place, start, end, cloud, producttype, platform, tiles,
            collection, enrich, min_coverage, out) -> None:  # fmt: skip
     """Search a catalogue and print the matching products."""
     from ._summary import metadata_summary, products_table, write_products
-    from .catalog._coverage import coverage
+    from .catalog import coverage
     from .catalog._spec import open_catalog
 
     kind = catalog.partition(":")[0].lower()
@@ -108,18 +108,14 @@ def search(catalog, aoi, place, start, end, cloud, producttype, platform, tiles,
                 "aoi": area, "date": (start, end) if (start or end) else None,
                 "platformname": platform, "producttype": producttype,
                 "cloudcoverpercentage": cloud, "tileid": list(tiles) or None,
-                "relativeorbitnumber": list(orbits) or None,
+                "relativeorbitnumber": list(orbits) or None, "limit": limit,
             }  # fmt: skip
-            if kind != "local":
-                arguments["limit"] = limit
             if enrich:
                 if kind != "cdse":
                     raise click.UsageError("--enrich applies to --catalog cdse only")
                 arguments["enrich"] = True
             products = cat.search(**arguments)
         _echo_warnings(caught)
-        if limit is not None:
-            products = products.iloc[:limit]
         if area is not None:
             products = coverage(products, area)
             if min_coverage is not None:

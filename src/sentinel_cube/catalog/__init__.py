@@ -5,8 +5,9 @@ and downloads into a folder that :class:`LocalCatalog` and :func:`sentinel_cube.
 read.
 """
 
+from ..analysis._coverage import coverage
+from ._base import Catalog
 from ._cdse import CDSECatalog
-from ._coverage import coverage
 from ._dhus import DHuSCatalog
 from ._errors import (
     AuthenticationError,
@@ -25,6 +26,7 @@ from ._stac import STACCatalog
 __all__ = [
     "AuthenticationError",
     "CDSECatalog",
+    "Catalog",
     "ChecksumMismatchError",
     "DHuSCatalog",
     "DownloadError",

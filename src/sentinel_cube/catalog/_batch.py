@@ -81,6 +81,8 @@ class Batch:
         Show progress bars (tqdm).
     desc : str
         Label of the batch bar.
+    result : DownloadResult, optional
+        Where outcomes go (products already in it count as done); default a new one.
 
     Examples
     --------
@@ -90,13 +92,26 @@ class Batch:
     {'S2B_X': PosixPath('S2B_X.zip')}
     """
 
-    def __init__(self, total: int, max_workers: int, progress: bool, desc: str = "products"):
-        self.result = DownloadResult()
+    def __init__(
+        self,
+        total: int,
+        max_workers: int,
+        progress: bool,
+        desc: str = "products",
+        *,
+        result: DownloadResult | None = None,
+    ) -> None:
+        self.result = result if result is not None else DownloadResult()
+        settled = self.result
+        done = (len(settled.downloaded) + len(settled.skipped) + len(settled.pending)
+                + len(settled.failed))  # fmt: skip
         self._progress = progress
         self._workers = max(1, max_workers)
         self._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="dl")
         self._futures: list[Future] = []
-        self._bar = tqdm(total=total, desc=desc, unit="product", disable=not progress)
+        # products already settled (complete on disk, bad names) count as done
+        self._bar = tqdm(total=total + done, initial=done, desc=desc, unit="product",
+                         disable=not progress)  # fmt: skip
         self._lock = threading.Lock()
         self._slots = 0
 
@@ -113,20 +128,19 @@ class Batch:
 
     def skip(self, product_id: str, path: Path) -> None:
         """Record a product found complete on disk."""
-        with self._lock:
-            self.result.skipped[product_id] = path
-            self._bar.update(1)
+        self._settle(self.result.skipped, product_id, path)
 
     def fail(self, product_id: str, reason: str) -> None:
         """Record a product that cannot be downloaded."""
-        with self._lock:
-            self.result.failed[product_id] = reason
-            self._bar.update(1)
+        self._settle(self.result.failed, product_id, reason)
 
     def pend(self, product_id: str, reason: str) -> None:
         """Record an offline product that is not downloaded (yet)."""
+        self._settle(self.result.pending, product_id, reason)
+
+    def _settle(self, outcomes: dict, product_id: str, value: object) -> None:
         with self._lock:
-            self.result.pending[product_id] = reason
+            outcomes[product_id] = value
             self._bar.update(1)
 
     def submit(self, product_id: str, job: Job) -> None:
@@ -147,9 +161,9 @@ class Batch:
         except Exception as error:  # noqa: BLE001 - one product must not stop the batch
             self.fail(product_id, describe(error))
         else:
-            with self._lock:
-                (self.result.downloaded if fetched else self.result.skipped)[product_id] = path
-                self._bar.update(1)
+            self._settle(
+                self.result.downloaded if fetched else self.result.skipped, product_id, path
+            )
         finally:
             bar.close()
 

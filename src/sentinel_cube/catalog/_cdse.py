@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -24,17 +24,17 @@ import requests
 from ..exceptions import CatalogError, SentinelCubeWarning
 from ..safe._xml import MetadataError, parse_product_metadata
 from ..schema import normalize_products
+from ._base import Catalog, DownloadRequest, Wanted, product_name, text_or_none
 from ._batch import Batch, ProductBar
 from ._cdse_auth import TokenManager
-from ._cdse_query import build_filter, parse_products, percentage_columns, search_params
+from ._cdse_query import odata_filter, parse_products, percentage_columns, search_params
 from ._credentials import resolve_credentials
 from ._download import FileDownloader, RemoteFile, describe
 from ._errors import AuthenticationError
 from ._http import BearerAuth, RetryPolicy, api_session, download_session, redact_url, same_site
-from ._paths import safe_name
-from ._query import filter_products
+from ._query import SearchQuery
 from ._result import DownloadResult
-from ._safe_parts import complete_product, fetch_safe, node_path
+from ._safe_parts import fetch_safe, node_path
 
 __all__ = ["CDSECatalog"]
 
@@ -46,7 +46,7 @@ TOKEN_URL = (
 _UUID = re.compile(r"^[0-9A-Za-z-]{8,64}$")
 
 
-class CDSECatalog:
+class CDSECatalog(Catalog):
     """Search and download Sentinel-2 products from the Copernicus Data Space Ecosystem.
 
     Searching needs no account; downloads and ``search(enrich=True)`` log in to
@@ -129,26 +129,13 @@ class CDSECatalog:
         return f"CDSECatalog(user={user!r}, catalogue_url={self.catalogue_url!r})"
 
     # -- search --------------------------------------------------------------------------
-    def search(
-        self,
-        aoi: Any = None,
-        date: Any = None,
-        platformname: Any = None,
-        producttype: Any = None,
-        cloudcoverpercentage: Any = None,
-        tileid: Any = None,
-        relativeorbitnumber: Any = None,
-        limit: int | None = None,
-        enrich: bool = False,
-    ) -> gpd.GeoDataFrame:
-        """Sentinel-2 products matching every criterion, as the products GeoDataFrame.
+    def search(self, *args: Any, enrich: bool = False, **kwargs: Any) -> gpd.GeoDataFrame:
+        """Products matching every criterion; the arguments of :meth:`Catalog.search`.
 
-        Arguments are those of :meth:`sentinel_cube.LocalCatalog.search`; ``limit``
-        caps the number of products (in time order). The AOI goes to the server
-        as its convex hull and is then applied exactly. ``enrich=True`` fetches
-        each product's ``MTD_MSIL2A.xml`` (a few hundred kB, in parallel; needs an
-        account) to fill the vegetation, water, snow and other percentages the
-        CDSE catalogue does not have.
+        The AOI goes to the server as its convex hull and is then applied
+        exactly. ``enrich=True`` fetches each product's ``MTD_MSIL2A.xml`` (a few
+        hundred kB, in parallel; needs an account) to fill the vegetation, water,
+        snow and other percentages the CDSE catalogue does not have.
 
         Returns
         -------
@@ -156,21 +143,12 @@ class CDSECatalog:
             The products table plus ``uuid`` (CDSE product id), ``blake3`` and
             ``catalog`` columns; ``checksum`` is the product zip's MD5.
         """
-        filter_ = build_filter(
-            aoi, date, platformname, producttype, cloudcoverpercentage, tileid,
-            relativeorbitnumber,
-        )  # fmt: skip
-        frame = parse_products(list(self._pages(filter_, limit)), catalog=self.spec)
-        frame = filter_products(
-            frame, aoi=aoi, date=date, platformname=platformname, producttype=producttype,
-            cloudcoverpercentage=cloudcoverpercentage, tileid=tileid,
-            relativeorbitnumber=relativeorbitnumber,
-        )  # fmt: skip
-        if limit is not None:
-            frame = frame.iloc[: int(limit)]
-        if enrich and len(frame):
-            frame = self.enrich(frame)
-        return frame
+        frame = super().search(*args, **kwargs)
+        return self.enrich(frame) if enrich and len(frame) else frame
+
+    def _search(self, query: SearchQuery) -> gpd.GeoDataFrame:
+        pages = self._pages(odata_filter(query), query.limit)
+        return parse_products(list(pages), catalog=self.spec)
 
     def _pages(self, filter_: str, limit: int | None) -> Iterator[dict[str, Any]]:
         top = min(self.page_size, int(limit)) if limit else self.page_size
@@ -230,7 +208,7 @@ class CDSECatalog:
             pid, row = item
             if _offline(row):
                 return str(pid), "offline (long-term archive); order it or download it first"
-            name = _name(row, pid)
+            name = product_name(row, pid)
             level = "L1C" if "MSIL1C" in name else "L2A"
             url = self._node_url(self._uuid(row, name), name, f"MTD_MSI{level}.xml")
             try:
@@ -290,64 +268,21 @@ class CDSECatalog:
         raise CatalogError(f"ordering {uuid} failed: the credentials were refused")
 
     # -- download ------------------------------------------------------------------------
-    def download(
-        self,
-        products: gpd.GeoDataFrame | pd.DataFrame,
-        directory: str | os.PathLike[str] = ".",
-        bands: Sequence[str] | None = None,
-        checksum: bool = True,
-        max_workers: int | None = None,
-        *,
-        wait: bool = False,
-        timeout: float = 3600.0,
-        poll_interval: float = 60.0,
-        progress: bool = True,
-    ) -> DownloadResult:
-        """Download products (whole zips, or only ``bands`` plus metadata as partial SAFEs).
-
-        Parameters
-        ----------
-        products : GeoDataFrame
-            Rows of :meth:`search` (``uuid`` is looked up by name when missing).
-        directory : path
-            Where products go: ``NAME.zip`` (whole product) or ``NAME.SAFE`` (bands).
-        bands : list of str, optional
-            e.g. ``["B02", "B03", "B04", "SCL"]``: only those band files and the
-            metadata, found through the product's ``manifest.safe``.
-        checksum : bool
-            Verify MD5/BLAKE3 (whole products) or the manifest checksums (files).
-        max_workers : int, optional
-            Products downloaded at once; default ``max_connections`` (4).
-        wait : bool
-            Wait for offline products to come online (polling every
-            ``poll_interval`` s, at most ``timeout`` s); otherwise they are ordered
-            and returned as pending.
-        progress : bool
-            Show progress bars.
-
-        Returns
-        -------
-        DownloadResult
-        """
-        target = Path(directory).expanduser()
-        target.mkdir(parents=True, exist_ok=True)
-        rows = list(_rows(products))
-        batch = Batch(len(rows), max_workers or self.max_connections, progress, "CDSE products")
+    def _fetch(self, wanted: list[Wanted], request: DownloadRequest, result: DownloadResult):
+        """Download in a :class:`Batch`; order offline products and wait for them if asked."""
+        workers = request.max_workers or self.max_connections
+        batch = Batch(len(wanted), workers, request.progress, "CDSE products", result=result)
         offline: dict[str, Any] = {}
         jobs: dict[str, Any] = {}
         with batch:
-            for pid, row in rows:
+            for item in wanted:
+                pid, name, row = item.product_id, item.name, item.row
                 try:
-                    name = safe_name(_name(row, pid), "product name")
-                    done = complete_product(target, name, bands)
-                    if done is not None:
-                        batch.skip(pid, done)
-                        continue
                     uuid = self._uuid(row, name)
                 except CatalogError as error:
                     batch.fail(pid, str(error))
                     continue
-                jobs[pid] = self._job(row, name, uuid, target, bands, checksum)
+                jobs[pid] = self._job(row, name, uuid, request)
                 if _offline(row):
                     offline[pid] = uuid
                 else:
@@ -358,11 +293,11 @@ class CDSECatalog:
                     self.order(uuid)
                 except CatalogError as error:
                     notes[pid] = f" (ordering failed: {error})"
-            if offline and wait:
+            if offline and request.wait:
                 still = batch.wait_offline(
                     {pid: partial(self.is_online, uuid) for pid, uuid in offline.items()},
                     lambda pid: batch.submit(pid, jobs[pid]),
-                    timeout=timeout, poll_interval=poll_interval,
+                    timeout=request.timeout, poll_interval=request.poll_interval,
                 )  # fmt: skip
             else:
                 still = {
@@ -372,14 +307,15 @@ class CDSECatalog:
                 }
             for pid, reason in still.items():
                 batch.pend(pid, reason + notes.get(pid, ""))
-        return batch.result
 
-    def _job(self, row, name: str, uuid: str, target: Path, bands, checksum: bool):
+    def _job(self, row: pd.Series, name: str, uuid: str, request: DownloadRequest):
+        target, bands, checksum = request.directory, request.bands, request.checksum
+
         def run(bar: ProductBar) -> tuple[Path, bool]:
             if bands is None:
                 size = _int(row.get("size"))
-                sums = {k: v for k, v in (("MD5", row.get("checksum")),
-                                          ("BLAKE3", row.get("blake3"))) if _str(v)}  # fmt: skip
+                pairs = (("MD5", row.get("checksum")), ("BLAKE3", row.get("blake3")))
+                sums = {k: v for k, v in pairs if text_or_none(v)}
                 bar.set_total(size)
                 remote = RemoteFile(
                     f"{self.download_url}/Products({_quote_id(uuid)})/$value", f"{name}.zip",
@@ -406,7 +342,7 @@ class CDSECatalog:
         return f"{self.download_url}/Products({_quote_id(uuid)})/{nodes}/$value"
 
     def _uuid(self, row: pd.Series, name: str) -> str:
-        uuid = _str(row.get("uuid"))
+        uuid = text_or_none(row.get("uuid"))
         if uuid:
             return uuid
         filter_ = f"Name eq '{name}.SAFE'"
@@ -417,24 +353,10 @@ class CDSECatalog:
         return str(values[0]["Id"])
 
 
-def _rows(products: Any) -> Iterator[tuple[str, pd.Series]]:
-    if isinstance(products, pd.DataFrame):
-        for pid, row in products.iterrows():
-            yield str(pid), row
-        return
-    for name in products:  # product names
-        yield str(name), pd.Series({"title": str(name)})
-
-
-def _name(row: pd.Series, pid: Any) -> str:
-    title = _str(row.get("title")) or str(pid)
-    return title.removesuffix(".SAFE").removesuffix(".zip")
-
-
 def _offline(row: pd.Series) -> bool:
     """True only when the table says ``online`` is false (missing means unknown)."""
     value = row.get("online")
-    if _str(value) is None:
+    if text_or_none(value) is None:
         return False
     return str(value).strip().lower() in ("false", "0", "0.0")
 
@@ -445,15 +367,8 @@ def _quote_id(uuid: str) -> str:
     return uuid
 
 
-def _str(value: Any) -> str | None:
-    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
-        return None
-    text = str(value).strip()
-    return text or None
-
-
 def _int(value: Any) -> int | None:
-    text = _str(value)
+    text = text_or_none(value)
     try:
         return int(float(text)) if text is not None else None
     except ValueError:

@@ -31,13 +31,15 @@ from shapely.geometry import shape
 from ..aoi import aoi_hull
 from ..mgrs import tile_epsg
 from ..safe._names import parse_product_name
-from ..schema import INDEX_NAME, empty_products, normalize_products
-from ._query import parse_date_range, parse_range
+from ..schema import INDEX_NAME
+from ._base import rows_frame
+from ._query import SearchQuery
 
 __all__ = [
     "ATTRIBUTE_TYPES",
     "attribute_condition",
     "build_filter",
+    "odata_filter",
     "odata_time",
     "parse_products",
     "percentage_columns",
@@ -52,7 +54,6 @@ ATTRIBUTE_TYPES: dict[str, str] = {
     "cloudCover": "Double",
     "relativeOrbitNumber": "Integer",
 }
-_PRODUCT_TYPES = {"L1C": "S2MSI1C", "L2A": "S2MSI2A", "LEVEL-1C": "S2MSI1C", "LEVEL-2A": "S2MSI2A"}
 _LEVELS = {"S2MSI1C": "Level-1C", "S2MSI2A": "Level-2A", "S2MSI2AP": "Level-2Ap"}
 _IMAGE_CONTENT = {
     "vegetation_percentage": "vegetationpercentage",
@@ -104,20 +105,10 @@ def _any_of(name: str, values: Iterable[Any]) -> str:
     return parts[0] if len(parts) == 1 else "(" + " or ".join(parts) + ")"
 
 
-def _values(value: Any) -> list[Any]:
-    if isinstance(value, str | int | float):
-        return [value]
-    return list(value)
-
-
-def _product_types(value: Any) -> list[str]:
-    return [_PRODUCT_TYPES.get(str(v).upper(), str(v).upper()) for v in _values(value)]
-
-
-def _serials(value: Any) -> list[str] | None:
+def _serials(values: Iterable[Any]) -> list[str] | None:
     """``"Sentinel-2B"`` / ``"S2B"`` -> ``"B"``; None when the whole family is meant."""
     serials = []
-    for item in _values(value):
+    for item in values:
         text = str(item).upper().replace("SENTINEL-", "S").replace(" ", "")
         if text in ("S2", "SENTINEL2"):
             return None
@@ -141,17 +132,8 @@ def _num(value: float) -> str:
     return f"{value:.6f}".rstrip("0").rstrip(".")
 
 
-def build_filter(
-    aoi: Any = None,
-    date: Any = None,
-    platformname: Any = None,
-    producttype: Any = None,
-    cloudcoverpercentage: Any = None,
-    tileid: Any = None,
-    relativeorbitnumber: Any = None,
-    collection: str = "SENTINEL-2",
-) -> str:
-    """The OData ``$filter`` for the arguments of ``Catalog.search``.
+def build_filter(collection: str = "SENTINEL-2", **criteria: Any) -> str:
+    """The OData ``$filter`` for the keyword arguments of ``Catalog.search``.
 
     The AOI is sent as its convex hull (CDSE limits URL length); callers refine
     with the exact AOI afterwards.
@@ -167,28 +149,32 @@ def build_filter(
     Attributes/OData.CSC.StringAttribute/any(att:att/Name eq 'tileId' and
     att/OData.CSC.StringAttribute/Value eq '34TCT')
     """
+    return odata_filter(SearchQuery.from_arguments(**criteria), collection)
+
+
+def odata_filter(query: SearchQuery, collection: str = "SENTINEL-2") -> str:
+    """The OData ``$filter`` for a checked search query (see :func:`build_filter`)."""
     parts = [f"Collection/Name eq '{collection}'"]
-    start, end = parse_date_range(date)
-    if start is not None:
-        parts.append(f"ContentDate/Start ge {odata_time(start)}")
-    if end is not None:
-        parts.append(f"ContentDate/Start le {odata_time(end)}")
-    if aoi is not None:
-        parts.append(f"OData.CSC.Intersects(area=geography'SRID=4326;{_polygon_wkt(aoi)}')")
-    if platformname is not None:
-        serials = _serials(platformname)
+    if query.start is not None:
+        parts.append(f"ContentDate/Start ge {odata_time(query.start)}")
+    if query.end is not None:
+        parts.append(f"ContentDate/Start le {odata_time(query.end)}")
+    if query.aoi is not None:
+        parts.append(f"OData.CSC.Intersects(area=geography'SRID=4326;{_polygon_wkt(query.aoi)}')")
+    if query.platformname is not None:
+        serials = _serials(query.platformname)
         if serials:
             parts.append(_any_of("platformSerialIdentifier", serials))
-    if producttype is not None:
-        parts.append(_any_of("productType", _product_types(producttype)))
-    cloud = parse_range(cloudcoverpercentage, "cloudcoverpercentage")
+    if query.producttype is not None:
+        parts.append(_any_of("productType", query.product_types()))
+    cloud = query.cloudcoverpercentage
     if cloud is not None:
         parts.append(attribute_condition("cloudCover", "ge", cloud[0]))
         parts.append(attribute_condition("cloudCover", "le", cloud[1]))
-    if tileid is not None:
-        parts.append(_any_of("tileId", [str(t).upper().removeprefix("T") for t in _values(tileid)]))
-    if relativeorbitnumber is not None:
-        parts.append(_any_of("relativeOrbitNumber", [int(v) for v in _values(relativeorbitnumber)]))
+    if query.tileid is not None:
+        parts.append(_any_of("tileId", query.tile_ids()))
+    if query.relativeorbitnumber is not None:
+        parts.append(_any_of("relativeOrbitNumber", query.orbits()))
     return " and ".join(parts)
 
 
@@ -304,14 +290,4 @@ def parse_products(values: Sequence[Mapping[str, Any]], catalog: str = "cdse") -
     >>> page = json.load(open("cdse-odata/odata_products_s2_l1c_search.json"))  # doctest: +SKIP
     >>> parse_products(page["value"])[["tileid", "cloudcoverpercentage"]]  # doctest: +SKIP
     """
-    rows = [product_row(p, catalog) for p in values]
-    if not rows:
-        frame = empty_products()
-        for column in ("uuid", "blake3", "catalog"):
-            frame[column] = pd.Series(dtype="string")
-        return frame
-    frame = pd.DataFrame(rows).set_index(INDEX_NAME)
-    geometry = frame.pop("geometry")
-    for column in ("uuid", "blake3", "catalog"):
-        frame[column] = frame[column].astype("string")
-    return normalize_products(gpd.GeoDataFrame(frame, geometry=list(geometry), crs=4326))
+    return rows_frame((product_row(p, catalog) for p in values), ("uuid", "blake3", "catalog"))

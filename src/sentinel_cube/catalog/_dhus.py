@@ -11,9 +11,8 @@ either returned as pending or waited for with a timeout.
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,16 +26,16 @@ from ..exceptions import CatalogError
 from ..mgrs import tile_epsg
 from ..safe._xml import MetadataError, parse_manifest
 from ..schema import INDEX_NAME, empty_products, normalize_products
+from ._base import Catalog, DownloadRequest, Wanted
 from ._credentials import Credentials, resolve_credentials
 from ._errors import AuthenticationError, UnsafeNameError
 from ._http import RetryPolicy
 from ._paths import safe_name, safe_relpath
-from ._query import filter_products, parse_date_range, parse_range
+from ._query import SearchQuery
 from ._result import DownloadResult
 from ._safe_parts import (
     MANIFEST,
     METADATA_PATTERNS,
-    complete_product,
     safe_is_complete,
     select_entries,
 )
@@ -177,7 +176,7 @@ def _guarded_api_class() -> type:
     return _GuardedAPI
 
 
-class DHuSCatalog:
+class DHuSCatalog(Catalog):
     """Search and download from a DHuS hub (national mirror) through sentinelsat.
 
     Parameters
@@ -191,6 +190,14 @@ class DHuSCatalog:
     retry : RetryPolicy, optional
         ``attempts`` is sentinelsat's ``max_attempts``, ``backoff`` its delay
         between attempts, ``timeout`` its request timeout.
+
+    Notes
+    -----
+    ``download`` runs sentinelsat's ``download_all``: whole products become
+    ``NAME.zip``; with ``bands``, its node filter fetches the metadata files and
+    those bands into ``NAME.SAFE``. Offline (LTA) products get their retrieval
+    triggered; with ``wait=True`` sentinelsat polls every ``poll_interval`` s for
+    at most ``timeout`` s.
 
     Examples
     --------
@@ -231,46 +238,32 @@ class DHuSCatalog:
         return f"DHuSCatalog({self.url!r}, user={self.credentials.username!r})"
 
     # -- search --------------------------------------------------------------------------
-    def search(
-        self,
-        aoi: Any = None,
-        date: Any = None,
-        platformname: Any = None,
-        producttype: Any = None,
-        cloudcoverpercentage: Any = None,
-        tileid: Any = None,
-        relativeorbitnumber: Any = None,
-        limit: int | None = None,
-    ) -> gpd.GeoDataFrame:
-        """Sentinel-2 products matching every criterion (see ``LocalCatalog.search``)."""
+    def _search(self, query: SearchQuery) -> gpd.GeoDataFrame:
+        """One sentinelsat query with the criteria it understands, in time order."""
         keywords: dict[str, Any] = {"platformname": "Sentinel-2"}
-        if platformname is not None:
-            units = _units(platformname)
+        if query.platformname is not None:
+            units = _units(query.platformname)
             if units:
                 keywords["platformserialidentifier"] = units if len(units) > 1 else units.pop()
-        if producttype is not None:
-            types = {_PRODUCT_TYPES.get(str(t).upper(), str(t).upper()) for t in _list(producttype)}
-            keywords["producttype"] = types if len(types) > 1 else types.pop()
-        cloud = parse_range(cloudcoverpercentage, "cloudcoverpercentage")
+        for name, values in (("producttype", query.product_types()),
+                             ("tileid", query.tile_ids()),
+                             ("relativeorbitnumber", query.orbits())):  # fmt: skip
+            if values:
+                unique = set(values)
+                keywords[name] = unique if len(unique) > 1 else unique.pop()
+        cloud = query.cloudcoverpercentage
         if cloud is not None:
             keywords["cloudcoverpercentage"] = (f"{cloud[0]:g}", f"{cloud[1]:g}")
-        if tileid is not None:
-            tiles = {str(t).upper().removeprefix("T") for t in _list(tileid)}
-            keywords["tileid"] = tiles if len(tiles) > 1 else tiles.pop()
-        if relativeorbitnumber is not None:
-            orbits = {int(o) for o in _list(relativeorbitnumber)}
-            keywords["relativeorbitnumber"] = orbits if len(orbits) > 1 else orbits.pop()
-        start, end = parse_date_range(date)
         when = None
-        if start is not None or end is not None:
+        if query.date is not None:
             when = (
-                start.to_pydatetime() if start is not None else None,
-                end.to_pydatetime() if end is not None else "NOW",
+                query.start.to_pydatetime() if query.start is not None else None,
+                query.end.to_pydatetime() if query.end is not None else "NOW",
             )
-        area = aoi_hull(aoi).wkt if aoi is not None else None
+        area = aoi_hull(query.aoi).wkt if query.aoi is not None else None
         sentinelsat = _sentinelsat()
         try:
-            found = self.api.query(area=area, date=when, limit=limit,
+            found = self.api.query(area=area, date=when, limit=query.limit,
                                    order_by="beginposition", **keywords)  # fmt: skip
         except sentinelsat.UnauthorizedError:
             raise AuthenticationError(
@@ -284,61 +277,26 @@ class DHuSCatalog:
                 f"the DHuS hub {self.url} cannot be reached ({type(error).__name__}); check the "
                 "URL and the network"
             ) from None
-        frame = dhus_products_frame(self.api.to_geodataframe(found), self.spec)
-        frame = filter_products(
-            frame, aoi=aoi, date=date, platformname=platformname, producttype=producttype,
-            cloudcoverpercentage=cloudcoverpercentage, tileid=tileid,
-            relativeorbitnumber=relativeorbitnumber,
-        )  # fmt: skip
-        return frame.iloc[: int(limit)] if limit is not None else frame
+        return dhus_products_frame(self.api.to_geodataframe(found), self.spec)
 
     # -- download ------------------------------------------------------------------------
-    def download(
-        self,
-        products: gpd.GeoDataFrame | pd.DataFrame,
-        directory: str | os.PathLike[str] = ".",
-        bands: Sequence[str] | None = None,
-        checksum: bool = True,
-        max_workers: int | None = None,
-        *,
-        wait: bool = False,
-        timeout: float = 3600.0,
-        poll_interval: float = 60.0,
-        progress: bool = True,
-    ) -> DownloadResult:
-        """Download with sentinelsat's ``download_all`` (see ``CDSECatalog.download``).
-
-        Whole products become ``NAME.zip``; with ``bands``, sentinelsat's node
-        filter fetches the metadata files and those bands into ``NAME.SAFE``.
-        Offline (LTA) products get their retrieval triggered; with ``wait=True``
-        sentinelsat polls every ``poll_interval`` s for at most ``timeout`` s.
-        """
+    def _fetch(self, wanted: list[Wanted], request: DownloadRequest, result: DownloadResult):
+        """Download with sentinelsat's ``download_all`` (see the class notes)."""
         sentinelsat = _sentinelsat()
-        target = Path(directory).expanduser()
-        target.mkdir(parents=True, exist_ok=True)
-        result = DownloadResult()
+        target, bands, timeout = request.directory, request.bands, request.timeout
         todo: dict[str, str] = {}  # uuid -> product id
-        for pid, row in products.iterrows():
-            pid = str(pid)
-            try:
-                name = safe_name(str(row.get("title") or pid), "product name")
-            except UnsafeNameError as error:
-                result.failed[pid] = str(error)
-                continue
-            done = complete_product(target, name, bands)
-            if done is not None:
-                result.skipped[pid] = done
-                continue
-            uuid = row.get("uuid")
+        for item in wanted:
+            uuid = item.row.get("uuid")
             if not isinstance(uuid, str) or not uuid:
+                pid = item.product_id
                 result.failed[pid] = f"{pid}: no DHuS uuid in the products table; search again"
                 continue
-            todo[uuid] = pid
+            todo[uuid] = item.product_id
         if not todo:
-            return result
-        self.api.show_progressbars = progress
+            return
+        self.api.show_progressbars = request.progress
         offline: dict[str, str] = {}
-        if not wait:
+        if not request.wait:
             for uuid, pid in list(todo.items()):
                 try:
                     online = self.api.is_online(uuid)
@@ -358,14 +316,15 @@ class DHuSCatalog:
             except sentinelsat.SentinelAPIError as error:
                 result.pending[pid] = f"offline; triggering its retrieval failed: {error.msg}"
         if not todo:
-            return result
+            return
         self.api.lta_timeout = timeout
-        self.api.lta_retry_delay = poll_interval
+        self.api.lta_retry_delay = request.poll_interval
         refused: list[str] = []
         nodes = node_filter(bands, refused) if bands is not None else None
         outcome = self.api.download_all(
-            list(todo), str(target), max_attempts=self.retry.attempts, checksum=checksum,
-            n_concurrent_dl=max_workers, lta_retry_delay=poll_interval, nodefilter=nodes,
+            list(todo), str(target), max_attempts=self.retry.attempts, checksum=request.checksum,
+            n_concurrent_dl=request.max_workers, lta_retry_delay=request.poll_interval,
+            nodefilter=nodes,
         )  # fmt: skip
         for uuid, info in outcome.downloaded.items():
             pid = todo[uuid]
@@ -387,19 +346,11 @@ class DHuSCatalog:
                 result.pending[todo[uuid]] = f"offline (long-term archive): {message}"
             else:
                 result.failed[todo[uuid]] = f"{todo[uuid]}: {type(cause).__name__}: {message}"
-        return result
 
 
-_PRODUCT_TYPES = {"L1C": "S2MSI1C", "L2A": "S2MSI2A", "LEVEL-1C": "S2MSI1C", "LEVEL-2A": "S2MSI2A"}
-
-
-def _list(value: Any) -> list[Any]:
-    return [value] if isinstance(value, str | int | float) else list(value)
-
-
-def _units(value: Any) -> set[str]:
+def _units(values: Iterable[Any]) -> set[str]:
     units = set()
-    for item in _list(value):
+    for item in values:
         text = str(item).upper().replace("SENTINEL-", "S").replace(" ", "")
         if text in ("S2", "SENTINEL2"):
             return set()

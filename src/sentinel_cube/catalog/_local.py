@@ -15,7 +15,8 @@ import geopandas as gpd
 from ..exceptions import CatalogError, ProductError, SentinelCubeWarning
 from ..safe import Product, read_product
 from ..schema import products_frame
-from ._query import filter_products
+from ._base import Catalog
+from ._query import SearchQuery
 
 __all__ = ["LocalCatalog"]
 
@@ -28,7 +29,7 @@ def _default_cache_dir() -> Path:
     return Path(base) / "sentinel_cube"
 
 
-class LocalCatalog:
+class LocalCatalog(Catalog):
     """Search a local folder of Sentinel-2 products; the offline catalogue.
 
     The folder may hold ``.SAFE`` folders and ``.zip`` files (with the ``.SAFE``
@@ -106,57 +107,14 @@ class LocalCatalog:
             self._save_cache(fresh)
         return good
 
-    def search(
-        self,
-        aoi: Any = None,
-        date: Any = None,
-        platformname: Any = None,
-        producttype: Any = None,
-        cloudcoverpercentage: Any = None,
-        tileid: Any = None,
-        relativeorbitnumber: Any = None,
-    ) -> gpd.GeoDataFrame:
-        """Products matching every given criterion, as the products GeoDataFrame.
-
-        Parameters
-        ----------
-        aoi
-            Anything :func:`sentinel_cube.read_aoi` takes; keeps products whose
-            footprint intersects it.
-        date
-            ``(start, end)`` (strings, dates or datetimes; an end day is included
-            whole) or a single day.
-        platformname
-            ``"Sentinel-2"`` or a unit such as ``"Sentinel-2B"`` / ``"S2B"``.
-        producttype
-            ``"S2MSI1C"``, ``"S2MSI2A"`` (or ``"L1C"``, ``"L2A"``).
-        cloudcoverpercentage
-            ``(low, high)`` inclusive range in percent.
-        tileid, relativeorbitnumber
-            One value or a list.
-
-        Returns
-        -------
-        geopandas.GeoDataFrame
-            One row per product, indexed by product id, sorted by time then tile;
-            see :mod:`sentinel_cube.schema`. Empty (with all columns) when nothing
-            matches.
-        """
+    def _search(self, query: SearchQuery) -> gpd.GeoDataFrame:
+        """Every product under ``root``, with its size on disk."""
         frame = products_frame(self.products(), sizes=None)
         frame["size"] = [_size(Path(p)) for p in frame["path"]]
         frame["size"] = frame["size"].astype("Int64")
-        return filter_products(
-            frame,
-            aoi=aoi,
-            date=date,
-            platformname=platformname,
-            producttype=producttype,
-            cloudcoverpercentage=cloudcoverpercentage,
-            tileid=tileid,
-            relativeorbitnumber=relativeorbitnumber,
-        )
+        return frame
 
-    def download(
+    def download(  # type: ignore[override]  # nothing to fetch: the paths are the answer
         self, products: gpd.GeoDataFrame, directory: Any = None, bands: Any = None
     ) -> list[Path]:
         """Local products need no download: return their paths."""

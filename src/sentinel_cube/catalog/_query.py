@@ -1,20 +1,24 @@
-"""Search arguments shared by every catalogue: parsing and in-memory filtering.
+"""Search arguments shared by every catalogue: parsing, checking and in-memory filtering.
 
-Pure functions over the products table; no IO.
+:class:`SearchQuery` holds the arguments of ``Catalog.search`` once checked and
+normalised; back-ends translate it into their requests, and
+:meth:`SearchQuery.apply` filters their answers exactly. Pure; no IO.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeAlias
 
 import geopandas as gpd
 import pandas as pd
+from shapely.geometry import MultiPolygon, Polygon
 
 from ..aoi import read_aoi
 
-__all__ = ["DateLike", "filter_products", "parse_date_range", "parse_range"]
+__all__ = ["DateLike", "SearchQuery", "filter_products", "parse_date_range", "parse_range"]
 
 DateLike: TypeAlias = str | date | datetime | pd.Timestamp
 
@@ -152,3 +156,120 @@ def filter_products(
     if aoi is not None:
         keep &= products.intersects(read_aoi(aoi))
     return products[keep.to_numpy()]
+
+
+#: Product type names of the processing levels (``"L2A"`` -> ``"S2MSI2A"``).
+PRODUCT_TYPES = {
+    "L1C": "S2MSI1C", "L2A": "S2MSI2A", "LEVEL-1C": "S2MSI1C", "LEVEL-2A": "S2MSI2A",
+}  # fmt: skip
+
+
+def _values(value: Any) -> tuple[Any, ...] | None:
+    """One value or many as a tuple; a text or a number is one value."""
+    if value is None:
+        return None
+    if isinstance(value, str | int | float) or not isinstance(value, Iterable):
+        return (value,)
+    return tuple(value)
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """The arguments of ``Catalog.search``, checked and normalised once.
+
+    Attributes
+    ----------
+    aoi : Polygon or MultiPolygon or None
+        The AOI in lon/lat, as :func:`sentinel_cube.read_aoi` reads it.
+    start, end : pandas.Timestamp or None
+        Inclusive UTC bounds of the sensing time (see :func:`parse_date_range`).
+    platformname, producttype, tileid, relativeorbitnumber : tuple or None
+        The values asked for, as given (a single value becomes a 1-tuple).
+    cloudcoverpercentage : (float, float) or None
+        Inclusive range in percent (see :func:`parse_range`).
+    limit : int or None
+        At most this many products (the first in time order).
+
+    Examples
+    --------
+    >>> query = SearchQuery.from_arguments(date="2023-08-10", tileid="T34TCT",
+    ...                                    cloudcoverpercentage=30, limit=5)
+    >>> query.tileid, query.tile_ids(), query.cloudcoverpercentage, str(query.end)
+    (('T34TCT',), ['34TCT'], (0.0, 30.0), '2023-08-10 23:59:59.999999+00:00')
+    >>> SearchQuery.from_arguments(producttype="L2A").product_types()
+    ['S2MSI2A']
+    """
+
+    aoi: Polygon | MultiPolygon | None = None
+    start: pd.Timestamp | None = None
+    end: pd.Timestamp | None = None
+    platformname: tuple[Any, ...] | None = None
+    producttype: tuple[Any, ...] | None = None
+    cloudcoverpercentage: tuple[float, float] | None = None
+    tileid: tuple[Any, ...] | None = None
+    relativeorbitnumber: tuple[Any, ...] | None = None
+    limit: int | None = None
+
+    @classmethod
+    def from_arguments(
+        cls,
+        aoi: Any = None,
+        date: Any = None,
+        platformname: Any = None,
+        producttype: Any = None,
+        cloudcoverpercentage: Any = None,
+        tileid: Any = None,
+        relativeorbitnumber: Any = None,
+        limit: int | None = None,
+    ) -> SearchQuery:
+        """Check and normalise the arguments of ``Catalog.search``.
+
+        Raises
+        ------
+        ValueError
+            A date or range that cannot be read, or a range that ends before it starts.
+        AOIError
+            An AOI that cannot be read.
+        """
+        start, end = parse_date_range(date)
+        return cls(
+            aoi=None if aoi is None else read_aoi(aoi),
+            start=start,
+            end=end,
+            platformname=_values(platformname),
+            producttype=_values(producttype),
+            cloudcoverpercentage=parse_range(cloudcoverpercentage, "cloudcoverpercentage"),
+            tileid=_values(tileid),
+            relativeorbitnumber=_values(relativeorbitnumber),
+            limit=None if limit is None else int(limit),
+        )
+
+    @property
+    def date(self) -> tuple[pd.Timestamp | None, pd.Timestamp | None] | None:
+        """``(start, end)``, or None when neither side is bounded."""
+        return None if self.start is None and self.end is None else (self.start, self.end)
+
+    def criteria(self) -> dict[str, Any]:
+        """The search criteria as keyword arguments of :func:`filter_products`."""
+        return {
+            "aoi": self.aoi, "date": self.date, "platformname": self.platformname,
+            "producttype": self.producttype, "cloudcoverpercentage": self.cloudcoverpercentage,
+            "tileid": self.tileid, "relativeorbitnumber": self.relativeorbitnumber,
+        }  # fmt: skip
+
+    def product_types(self) -> list[str]:
+        """Product type names asked for (levels such as ``"L2A"`` named as types)."""
+        return [PRODUCT_TYPES.get(str(v).upper(), str(v).upper()) for v in self.producttype or ()]
+
+    def tile_ids(self) -> list[str]:
+        """MGRS tiles asked for, upper case without the ``T`` prefix."""
+        return [str(t).upper().removeprefix("T") for t in self.tileid or ()]
+
+    def orbits(self) -> list[int]:
+        """Relative orbit numbers asked for."""
+        return [int(o) for o in self.relativeorbitnumber or ()]
+
+    def apply(self, products: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+        """Keep the products matching every criterion exactly, then the first ``limit``."""
+        found = filter_products(products, **self.criteria())
+        return found if self.limit is None else found.iloc[: self.limit]

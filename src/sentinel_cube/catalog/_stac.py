@@ -12,7 +12,6 @@ Search's flat COG folders) are saved as a folder named after the item.
 
 from __future__ import annotations
 
-import os
 import posixpath
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -20,21 +19,20 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import geopandas as gpd
-import pandas as pd
 from shapely.geometry import mapping, shape
 
-from ..aoi import read_aoi
 from ..bands import L2A_BANDS, normalize_band
 from ..exceptions import CatalogError, ProductError
 from ..mgrs import tile_epsg
 from ..safe._names import parse_product_name
-from ..schema import INDEX_NAME, empty_products, normalize_products
+from ..schema import INDEX_NAME
+from ._base import Catalog, DownloadRequest, Wanted, rows_frame, text_or_none
 from ._batch import Batch, ProductBar
 from ._checksum import decode_multihash
 from ._download import FileDownloader, RemoteFile, describe
 from ._http import RetryPolicy, download_session
 from ._paths import safe_name, safe_relpath
-from ._query import filter_products, parse_date_range, parse_range
+from ._query import SearchQuery
 from ._result import DownloadResult
 from ._safe_parts import fetch_files
 
@@ -152,19 +150,8 @@ def stac_products_frame(items: Iterable[Mapping[str, Any]], catalog: str) -> gpd
     >>> stac_products_frame(page["features"], "stac:https://earth-search.aws.element84.com/v1")
     ... # doctest: +SKIP
     """
-    rows = [item_row(item, catalog) for item in items]
-    if not rows:
-        frame = empty_products()
-        for column in ("stac_id", "collection", "catalog"):
-            frame[column] = pd.Series(dtype="string")
-        return frame
-    frame = pd.DataFrame(rows).set_index(INDEX_NAME)
-    geometry = frame.pop("geometry")
-    for column in ("stac_id", "collection", "catalog"):
-        frame[column] = frame[column].astype("string")
-    frame = frame[~frame.index.duplicated(keep="first")]
-    geometry = geometry[~geometry.index.duplicated(keep="first")]
-    return normalize_products(gpd.GeoDataFrame(frame, geometry=list(geometry), crs=4326))
+    rows = (item_row(item, catalog) for item in items)
+    return rows_frame(rows, ("stac_id", "collection", "catalog"), unique=True)
 
 
 def asset_band(key: str, asset: Mapping[str, Any]) -> str | None:
@@ -259,7 +246,7 @@ def item_files(
     return layout, folder, files
 
 
-class STACCatalog:
+class STACCatalog(Catalog):
     """Search a STAC API with pystac-client; download band assets.
 
     Parameters
@@ -279,6 +266,14 @@ class STACCatalog:
         Retries of searches and downloads.
     max_connections : int
         Concurrent file downloads.
+
+    Notes
+    -----
+    The AOI, dates and (when the API supports the query extension) the cloud
+    range go to the server; every criterion is applied again locally. Downloads
+    fetch the band assets (all bands when ``bands`` is None) plus the metadata of
+    each product; STAC assets are always online, so ``wait``, ``timeout`` and
+    ``poll_interval`` have no effect.
 
     Examples
     --------
@@ -344,93 +339,60 @@ class STACCatalog:
                 f"({describe(error)}); check the collection id and the arguments"
             ) from None
 
-    def search(
-        self,
-        aoi: Any = None,
-        date: Any = None,
-        platformname: Any = None,
-        producttype: Any = None,
-        cloudcoverpercentage: Any = None,
-        tileid: Any = None,
-        relativeorbitnumber: Any = None,
-        limit: int | None = None,
-    ) -> gpd.GeoDataFrame:
-        """Products matching every criterion (see ``LocalCatalog.search``).
-
-        The AOI, dates and (when the API supports the query extension) the
-        cloud range go to the server; every criterion is applied again locally.
-        """
+    def _search(self, query: SearchQuery) -> gpd.GeoDataFrame:
+        """The AOI, dates and (with the query extension) the cloud range go to the server."""
         kwargs: dict[str, Any] = {}
-        if aoi is not None:
-            kwargs["intersects"] = mapping(read_aoi(aoi))
-        start, end = parse_date_range(date)
-        if start is not None or end is not None:
+        if query.aoi is not None:
+            kwargs["intersects"] = mapping(query.aoi)
+        if query.date is not None:
             kwargs["datetime"] = "/".join(
-                s.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if s is not None else ".." for s in (start, end)
+                s.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if s is not None else ".."
+                for s in (query.start, query.end)
             )
-        cloud = parse_range(cloudcoverpercentage, "cloudcoverpercentage")
+        cloud = query.cloudcoverpercentage
         client = self._open()
         if cloud is not None and client.conforms_to("QUERY"):
             kwargs["query"] = {"eo:cloud_cover": {"gte": cloud[0], "lte": cloud[1]}}
         local_only = any(
-            x is not None for x in (platformname, producttype, tileid, relativeorbitnumber)
-        ) or (cloud is not None and "query" not in kwargs)
-        if limit is not None and not local_only:  # else the local filters need every item
-            kwargs["max_items"] = int(limit)
-        frame = stac_products_frame(self._items(**kwargs), self.spec)
-        frame = filter_products(
-            frame, aoi=aoi, date=date, platformname=platformname, producttype=producttype,
-            cloudcoverpercentage=cloudcoverpercentage, tileid=tileid,
-            relativeorbitnumber=relativeorbitnumber,
-        )  # fmt: skip
-        return frame.iloc[: int(limit)] if limit is not None else frame
+            x is not None
+            for x in (query.platformname, query.producttype, query.tileid,
+                      query.relativeorbitnumber)
+        ) or (cloud is not None and "query" not in kwargs)  # fmt: skip
+        if query.limit is not None and not local_only:  # else the local filters need every item
+            kwargs["max_items"] = query.limit
+        return stac_products_frame(self._items(**kwargs), self.spec)
 
-    def download(
-        self,
-        products: gpd.GeoDataFrame | pd.DataFrame,
-        directory: str | os.PathLike[str] = ".",
-        bands: Sequence[str] | None = None,
-        checksum: bool = True,
-        max_workers: int | None = None,
-        *,
-        wait: bool = False,
-        timeout: float = 3600.0,
-        poll_interval: float = 60.0,
-        progress: bool = True,
-    ) -> DownloadResult:
-        """Download band assets (all bands when None) plus metadata of each product.
+    def _on_disk(self, directory: Path, name: str, bands: Sequence[str] | None) -> Path | None:
+        """A ``.SAFE`` already holding ``bands`` (read without network), or None."""
+        from ..safe import read_product
 
-        The items are fetched again by id (so signed URLs are fresh). STAC assets
-        are always online; ``wait``, ``timeout`` and ``poll_interval`` exist for
-        a uniform interface.
-        """
-        target = Path(directory).expanduser()
-        target.mkdir(parents=True, exist_ok=True)
-        ids = {str(pid): str(row.get("stac_id") or pid) for pid, row in products.iterrows()}
-        batch = Batch(len(ids), max_workers or self.max_connections, progress, "STAC items")
-        with batch:
-            pending_ids = {}
-            for pid, item_id in ids.items():
-                done = _complete_safe(target, pid, bands)
-                if done is not None:
-                    batch.skip(pid, done)
-                else:
-                    pending_ids[pid] = item_id
-            if not pending_ids:
-                return batch.result
+        safe = directory / f"{name}.SAFE"
+        if not safe.is_dir():
+            return None
+        try:
+            read_product(safe, require_bands=list(bands) if bands is not None else "all")
+        except (ProductError, ValueError):
+            return None
+        return safe
+
+    def _fetch(self, wanted: list[Wanted], request: DownloadRequest, result: DownloadResult):
+        """Fetch the items again by id (so signed URLs are fresh), then their assets."""
+        ids = {w.product_id: text_or_none(w.row.get("stac_id")) or w.product_id for w in wanted}
+        workers = request.max_workers or self.max_connections
+        with Batch(len(ids), workers, request.progress, "STAC items", result=result) as batch:
             try:
-                found = {i["id"]: i for i in self._items(ids=list(pending_ids.values()))}
+                found = {i["id"]: i for i in self._items(ids=list(ids.values()))}
             except CatalogError as error:
-                for pid in pending_ids:
+                for pid in ids:
                     batch.fail(pid, str(error))
-                return batch.result
-            for pid, item_id in pending_ids.items():
+                return
+            for pid, item_id in ids.items():
                 item = found.get(item_id)
                 if item is None:
                     batch.fail(pid, f"STAC item {item_id!r} not found in {self.collection!r}")
                     continue
-                batch.submit(pid, self._job(item, target, bands, checksum))
-        return batch.result
+                batch.submit(pid, self._job(item, request.directory, request.bands,
+                                            request.checksum))  # fmt: skip
 
     def _job(self, item: Mapping[str, Any], target: Path, bands, checksum: bool):
         def run(bar: ProductBar) -> tuple[Path, bool]:
@@ -440,20 +402,3 @@ class STACCatalog:
             return fetch_files(final, files, self._downloader, verify=checksum, progress=bar)
 
         return run
-
-
-def _complete_safe(directory: Path, product_id: str, bands: Sequence[str] | None) -> Path | None:
-    """A ``.SAFE`` already holding ``bands`` (read without network), or None."""
-    from ..safe import read_product
-
-    try:
-        safe = directory / f"{safe_name(product_id, 'product name')}.SAFE"
-    except CatalogError:
-        return None
-    if not safe.is_dir():
-        return None
-    try:
-        read_product(safe, require_bands=list(bands) if bands is not None else "all")
-    except (ProductError, ValueError):
-        return None
-    return safe
