@@ -236,7 +236,7 @@ def test_sha3_manifests_are_verified(tmp_path):
 def test_credentials_and_tokens_never_reach_logs_or_results(server, tmp_path, caplog):
     import logging
 
-    from sentinel_cube._summary import write_products
+    from sentinel_cube.report import write_products
 
     caplog.set_level(logging.DEBUG)
     cat = CDSECatalog(USER, PASSWORD, retry=FAST, **server.catalog_kwargs)

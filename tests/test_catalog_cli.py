@@ -7,7 +7,7 @@ import geopandas as gpd
 import pytest
 from click.testing import CliRunner
 
-from sentinel_cube._cli_catalog import download, search
+from sentinel_cube.cli._catalog import download, search
 from sentinel_cube.safe import read_product
 from sentinel_cube.testing._servers import served_archive
 from sentinel_cube.testing._servers_cdse import CDSEServer

@@ -184,8 +184,8 @@ def test_download_result_report():
 
 
 def test_open_catalog_and_products_files_round_trip(tmp_path, no_env):
-    from sentinel_cube._summary import write_products
     from sentinel_cube.catalog._cdse_query import parse_products
+    from sentinel_cube.report import write_products
     from sentinel_cube.testing._servers import load_products
     from sentinel_cube.testing._servers_cdse import product_json
 
