@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from ..bands import L1C_BANDS, NATIVE_RESOLUTION, TILE_SIZE_10M, normalize_band
-from ..mgrs import TILE_EXTENT_M, parse_tile_id, tile_epsg, tile_origin
+from ...bands import L1C_BANDS, NATIVE_RESOLUTION, TILE_SIZE_10M, normalize_band
+from ...mgrs import TILE_EXTENT_M, parse_tile_id, tile_epsg, tile_origin
 from . import _metadata as md
 from ._scene import _WATER_KIND, SwathEdge, _conditions, _Scene, _to_date
 

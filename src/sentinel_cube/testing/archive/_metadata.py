@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..bands import NATIVE_RESOLUTION, SPECTRAL_BANDS
+from ...bands import NATIVE_RESOLUTION, SPECTRAL_BANDS
 
 if TYPE_CHECKING:
     from ._archive import ProductSpec

@@ -99,7 +99,7 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ..bands import SPECTRAL_BANDS, normalize_band
+from ...bands import SPECTRAL_BANDS, normalize_band
 
 __all__ = [
     "DEFAULT_CLOUD_FRACTIONS",
