@@ -1,26 +1,16 @@
 """The generator of synthetic Sentinel-2 archives (see :mod:`sentinel_cube.testing`).
 
-Specs of products and archives, the scene model that fixes every pixel, the
-metadata writers, the products on disk (folders or zips) and their breakage,
-and the demo archive over Budapest.
+:mod:`._spec` (what to write: :class:`ProductSpec`, :func:`default_specs`),
+:mod:`._scene` (the model that fixes every pixel), :mod:`._rasters` (band JP2s),
+:mod:`._metadata`, :mod:`._percentages` and :mod:`._manifest` (the XML),
+:mod:`._archive` (products and archives on disk, folders or zips),
+:mod:`._break` (damaged products) and :mod:`._demo_archive` (the demo's archive).
 """
 
-from ._archive import (
-    ALLOWED_SCALES,
-    BREAK_MODES,
-    BUDAPEST_TILES,
-    DEFAULT_DATES,
-    ZONE_BOUNDARY_TILES,
-    ProductSpec,
-    baseline_for,
-    break_product,
-    default_specs,
-    make_archive,
-    make_product,
-    platform_for,
-)
+from ._archive import make_archive, make_product
+from ._break import BREAK_MODES, break_product
 from ._demo_archive import DEMO_AOI, DEMO_DATES, DEMO_EDGE_DATES, demo_specs
-from ._metadata import SCL_PERCENTAGE_ELEMENTS, scl_percentages
+from ._percentages import SCL_PERCENTAGE_ELEMENTS, scl_percentages
 from ._scene import (
     DEFAULT_CLOUD_FRACTIONS,
     SwathEdge,
@@ -28,6 +18,16 @@ from ._scene import (
     expected_dn,
     reflectance,
     scene_class,
+)
+from ._spec import (
+    ALLOWED_SCALES,
+    BUDAPEST_TILES,
+    DEFAULT_DATES,
+    ZONE_BOUNDARY_TILES,
+    ProductSpec,
+    baseline_for,
+    default_specs,
+    platform_for,
 )
 
 __all__ = [
