@@ -35,45 +35,36 @@ of the UTM zone 33/34 boundary and overlap around 18.3-19.1 deg E (different
 CRSs; each zone has its own synthetic ground).
 
 Layout: :mod:`sentinel_cube.testing.archive` holds the generator,
-:mod:`sentinel_cube.testing.servers` the loopback catalogue servers; every name
-above is importable from here.
+:mod:`sentinel_cube.testing.servers` the loopback catalogue servers; their
+public names are imported from here.
 """
 
-from .archive import (
-    ALLOWED_SCALES,
-    BREAK_MODES,
-    BUDAPEST_TILES,
+from .archive._archive import make_archive, make_product
+from .archive._break import BREAK_MODES, break_product
+from .archive._demo_archive import DEMO_AOI, DEMO_DATES, DEMO_EDGE_DATES, demo_specs
+from .archive._percentages import SCL_PERCENTAGE_ELEMENTS, scl_percentages
+from .archive._scene import (
     DEFAULT_CLOUD_FRACTIONS,
-    DEFAULT_DATES,
-    DEMO_AOI,
-    DEMO_DATES,
-    DEMO_EDGE_DATES,
-    SCL_PERCENTAGE_ELEMENTS,
-    ZONE_BOUNDARY_TILES,
-    ProductSpec,
     SwathEdge,
-    baseline_for,
-    break_product,
     cloud_fraction_for,
-    default_specs,
-    demo_specs,
     expected_dn,
-    make_archive,
-    make_product,
-    platform_for,
     reflectance,
     scene_class,
-    scl_percentages,
 )
-from .servers import (
-    CDSEServer,
-    DHuSServer,
-    Faults,
-    LoopbackServer,
-    ServedProduct,
-    STACServer,
-    served_archive,
+from .archive._spec import (
+    ALLOWED_SCALES,
+    BUDAPEST_TILES,
+    DEFAULT_DATES,
+    ZONE_BOUNDARY_TILES,
+    ProductSpec,
+    baseline_for,
+    default_specs,
+    platform_for,
 )
+from .servers._cdse import CDSEServer
+from .servers._dhus import DHuSServer
+from .servers._loopback import Faults, LoopbackServer, ServedProduct, served_archive
+from .servers._stac import STACServer
 
 __all__ = [
     "CDSEServer",

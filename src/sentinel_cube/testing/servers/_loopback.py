@@ -221,7 +221,8 @@ def served_archive(
     --------
     >>> zips = served_archive(tmp_path_factory.getbasetemp() / "archive")  # doctest: +SKIP
     """
-    from ..archive import default_specs, make_archive
+    from ..archive._archive import make_archive
+    from ..archive._spec import default_specs
 
     root = Path(root)
     specs = default_specs(tiles, dates)
