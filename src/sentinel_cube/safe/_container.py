@@ -333,36 +333,36 @@ class ZipContainer(ProductContainer):
         except KeyError:
             raise self.error(f"the zip has no member {self.prefix + member}") from None
 
-    def read(self, member: str) -> bytes:
+    def _metadata_info(self, member: str) -> zipfile.ZipInfo:
+        """The entry of a metadata ``member``, refused when too large to be metadata."""
         info = self._info(member)
         if info.file_size > _MAX_XML_BYTES:
             raise self.error(
                 f"{member} is larger than {_MAX_XML_BYTES >> 20} MB; "
                 f"it is not Sentinel-2 metadata - {REDOWNLOAD}"
             )
+        return info
+
+    def _corrupt(self, member: str, exc: BaseException) -> ProductError:
+        return self.error(
+            f"cannot read {member} from the zip ({type(exc).__name__}: {exc}); the "
+            f"archive is corrupt - {REDOWNLOAD}"
+        )
+
+    def read(self, member: str) -> bytes:
+        info = self._metadata_info(member)
         try:
             return self._zip.read(info)
         except ZIP_ERRORS as exc:
-            raise self.error(
-                f"cannot read {member} from the zip ({type(exc).__name__}: {exc}); the "
-                f"archive is corrupt - {REDOWNLOAD}"
-            ) from exc
+            raise self._corrupt(member, exc) from exc
 
     @contextmanager
     def open(self, member: str) -> Iterator[IO[bytes]]:
-        info = self._info(member)
-        if info.file_size > _MAX_XML_BYTES:
-            raise self.error(
-                f"{member} is larger than {_MAX_XML_BYTES >> 20} MB; "
-                f"it is not Sentinel-2 metadata - {REDOWNLOAD}"
-            )
+        info = self._metadata_info(member)
         try:
             stream = self._zip.open(info)
         except ZIP_ERRORS as exc:
-            raise self.error(
-                f"cannot read {member} from the zip ({type(exc).__name__}: {exc}); the "
-                f"archive is corrupt - {REDOWNLOAD}"
-            ) from exc
+            raise self._corrupt(member, exc) from exc
         with stream:
             yield stream
 
