@@ -16,8 +16,8 @@ from sentinel_cube.catalog._errors import AuthenticationError
 from sentinel_cube.catalog._http import RetryPolicy, same_site
 from sentinel_cube.safe import read_product
 from sentinel_cube.schema import COLUMNS
-from sentinel_cube.testing._servers import served_archive
-from sentinel_cube.testing._servers_cdse import CDSEServer
+from sentinel_cube.testing.servers._cdse import CDSEServer
+from sentinel_cube.testing.servers._loopback import served_archive
 
 FAST = RetryPolicy(attempts=4, backoff=0.01, timeout=10.0)
 USER, PASSWORD = "user@example.org", "secret"
@@ -202,7 +202,7 @@ def test_filter_syntax_matches_cdse():
 
 @pytest.mark.parametrize(("max_connections", "max_workers"), [(4, None), (2, 4), (4, 1)])
 def test_concurrent_connections_are_bounded(zips, tmp_path, max_connections, max_workers):
-    from sentinel_cube.testing._servers import Faults
+    from sentinel_cube.testing.servers._loopback import Faults
 
     with CDSEServer(zips, faults=Faults(slow=0.15)) as server:
         cat = CDSECatalog(USER, PASSWORD, retry=FAST, max_connections=max_connections,
@@ -236,7 +236,7 @@ def test_sha3_manifests_are_verified(tmp_path):
 def test_credentials_and_tokens_never_reach_logs_or_results(server, tmp_path, caplog):
     import logging
 
-    from sentinel_cube._summary import write_products
+    from sentinel_cube.report import write_products
 
     caplog.set_level(logging.DEBUG)
     cat = CDSECatalog(USER, PASSWORD, retry=FAST, **server.catalog_kwargs)

@@ -7,12 +7,12 @@ import geopandas as gpd
 import pytest
 from click.testing import CliRunner
 
-from sentinel_cube._cli_catalog import download, search
+from sentinel_cube.cli._catalog import download, search
 from sentinel_cube.safe import read_product
-from sentinel_cube.testing._servers import served_archive
-from sentinel_cube.testing._servers_cdse import CDSEServer
-from sentinel_cube.testing._servers_dhus import DHuSServer
-from sentinel_cube.testing._servers_stac import STACServer
+from sentinel_cube.testing.servers._cdse import CDSEServer
+from sentinel_cube.testing.servers._dhus import DHuSServer
+from sentinel_cube.testing.servers._loopback import served_archive
+from sentinel_cube.testing.servers._stac import STACServer
 
 CLI = click.Group(commands={"search": search, "download": download})
 SECRET = "secret"

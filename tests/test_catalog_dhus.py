@@ -10,8 +10,8 @@ from sentinel_cube.catalog._errors import AuthenticationError
 from sentinel_cube.catalog._http import RetryPolicy
 from sentinel_cube.safe import read_product
 from sentinel_cube.schema import COLUMNS
-from sentinel_cube.testing._servers import Faults, served_archive
-from sentinel_cube.testing._servers_dhus import DHuSServer, parse_solr_query
+from sentinel_cube.testing.servers._dhus import DHuSServer, parse_solr_query
+from sentinel_cube.testing.servers._loopback import Faults, served_archive
 
 FAST = RetryPolicy(attempts=3, backoff=0.01, timeout=10.0)
 BUDAPEST = (19.0, 47.4, 19.2, 47.6)

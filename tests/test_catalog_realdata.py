@@ -21,10 +21,10 @@ from sentinel_cube.catalog._dhus import dhus_products_frame
 from sentinel_cube.catalog._safe_parts import select_entries
 from sentinel_cube.catalog._stac import item_files, stac_products_frame
 from sentinel_cube.safe._xml import parse_manifest, parse_product_metadata
-from sentinel_cube.testing._servers import served_archive
-from sentinel_cube.testing._servers_cdse import CDSEServer, product_json
-from sentinel_cube.testing._servers_dhus import DHuSServer, odata_product, opensearch_entry
-from sentinel_cube.testing._servers_stac import stac_item
+from sentinel_cube.testing.servers._cdse import CDSEServer, product_json
+from sentinel_cube.testing.servers._dhus import DHuSServer, odata_product, opensearch_entry
+from sentinel_cube.testing.servers._loopback import served_archive
+from sentinel_cube.testing.servers._stac import stac_item
 
 REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "real-data"
 pytestmark = [

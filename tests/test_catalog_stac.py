@@ -11,8 +11,8 @@ from sentinel_cube.catalog._stac import STACCatalog, asset_band, item_files
 from sentinel_cube.exceptions import CatalogError
 from sentinel_cube.safe import read_product
 from sentinel_cube.schema import COLUMNS
-from sentinel_cube.testing._servers import Faults, served_archive
-from sentinel_cube.testing._servers_stac import STACServer, stac_item
+from sentinel_cube.testing.servers._loopback import Faults, served_archive
+from sentinel_cube.testing.servers._stac import STACServer, stac_item
 
 FAST = RetryPolicy(attempts=4, backoff=0.01, timeout=10.0)
 BUDAPEST = (19.0, 47.4, 19.2, 47.6)

@@ -19,8 +19,8 @@ from sentinel_cube.catalog._paths import safe_join, safe_name, safe_relpath
 from sentinel_cube.catalog._result import DownloadResult
 from sentinel_cube.catalog._spec import open_catalog, read_products
 from sentinel_cube.exceptions import CatalogError
-from sentinel_cube.testing._servers import served_archive
-from sentinel_cube.testing._servers_stac import STACServer
+from sentinel_cube.testing.servers._loopback import served_archive
+from sentinel_cube.testing.servers._stac import STACServer
 
 SECRET = "pa55-w0rd-never-shown"
 
@@ -184,10 +184,10 @@ def test_download_result_report():
 
 
 def test_open_catalog_and_products_files_round_trip(tmp_path, no_env):
-    from sentinel_cube._summary import write_products
     from sentinel_cube.catalog._cdse_query import parse_products
-    from sentinel_cube.testing._servers import load_products
-    from sentinel_cube.testing._servers_cdse import product_json
+    from sentinel_cube.report import write_products
+    from sentinel_cube.testing.servers._cdse import product_json
+    from sentinel_cube.testing.servers._loopback import load_products
 
     with pytest.raises(CatalogError, match="unsupported catalogue"):
         open_catalog("ftp:x")

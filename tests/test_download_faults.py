@@ -20,8 +20,8 @@ from sentinel_cube.catalog._cdse import CDSECatalog
 from sentinel_cube.catalog._errors import ChecksumMismatchError
 from sentinel_cube.catalog._http import RetryPolicy
 from sentinel_cube.safe import read_product
-from sentinel_cube.testing._servers import Faults, served_archive
-from sentinel_cube.testing._servers_cdse import CDSEServer
+from sentinel_cube.testing.servers._cdse import CDSEServer
+from sentinel_cube.testing.servers._loopback import Faults, served_archive
 
 FAST = RetryPolicy(attempts=5, backoff=0.01, max_backoff=5.0, max_time=60.0, timeout=10.0)
 USER, PASSWORD = "user@example.org", "secret"

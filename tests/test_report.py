@@ -13,10 +13,9 @@ from PIL import Image
 from shapely.geometry import box, mapping
 
 import sentinel_cube as sc
-from sentinel_cube._cli_report import report_command
-from sentinel_cube._report import write_report
-from sentinel_cube._summary import write_products
 from sentinel_cube.catalog import LocalCatalog
+from sentinel_cube.cli._report import report_command
+from sentinel_cube.report import write_products, write_report
 from sentinel_cube.testing import BUDAPEST_TILES, default_specs, make_archive
 
 DATES = ("2023-06-01", "2023-06-06", "2023-07-06")

@@ -42,7 +42,7 @@ try:
 except PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0+unknown"
 
-from ._report import write_report  # noqa: E402  (the report stamps __version__)
+from .report import write_report  # noqa: E402  (the report stamps __version__)
 
 __all__ = [
     "AOIError",

@@ -7,20 +7,16 @@ exception: the header of one band file per resolution gives the band grids (the
 tile id alone does not fix the grid to better than tens of metres). Zips are read in
 place (the XML through :mod:`zipfile`, the rasters later through GDAL's
 ``/vsizip/``), never extracted.
+
+The bytes come from a :class:`~sentinel_cube.safe._container.ProductContainer`
+(folder or zip); this module turns what they hold into a :class:`Product`.
 """
 
 from __future__ import annotations
 
 import os
 import posixpath
-import re
-import stat
-import zipfile
-import zlib
-from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager
-from typing import IO
+from collections.abc import Iterable
 
 import antimeridian
 from affine import Affine
@@ -30,7 +26,7 @@ from shapely.geometry.polygon import orient
 
 from .. import mgrs
 from ..bands import NATIVE_RESOLUTION, SPECTRAL_BANDS, normalize_band
-from ..exceptions import ProductError
+from ._container import MTD_RE, REDOWNLOAD, ZIP_ERRORS, ProductContainer, open_container
 from ._georef import FileGrid, GeoreferenceError, read_file_grid
 from ._model import BandFile, Product
 from ._names import parse_band_file, parse_product_name, tile_from_name
@@ -48,364 +44,6 @@ __all__ = ["read_product"]
 _BAND_ORDER: tuple[str, ...] = SPECTRAL_BANDS + ("SCL",)
 #: Image files listed by the metadata that are not read as bands.
 _IGNORED_FILES = frozenset({"TCI", "AOT", "WVP"})
-_MTD_RE = re.compile(r"^MTD_MSIL(1C|2A)\.xml$", re.IGNORECASE)
-_OLD_MTD_RE = re.compile(r"^S2[A-Z_]_OPER_MTD_SAF", re.IGNORECASE)
-_TILE_MTD_RE = re.compile(r"^GRANULE/(?:[^/]+/)?MTD_TL\.xml$", re.IGNORECASE)
-#: Real product metadata is ~60 kB; refuse absurd sizes (zip bombs, wrong files).
-_MAX_XML_BYTES = 32 * 1024 * 1024
-_REDOWNLOAD = "download the product again"
-#: A zip member inflating more than this many times its stored size is a zip bomb:
-#: Sentinel-2 XML deflates 5-13:1, band files are stored; deflate peaks near 1032:1.
-_MAX_ZIP_RATIO = 200
-#: Members smaller than this are never called bombs, whatever their ratio.
-_MIN_BOMB_BYTES = 1 << 20
-#: No member of a real product comes near this (a 10 m band JP2 is ~130 MB).
-_MAX_MEMBER_BYTES = 4 << 30
-
-
-# --------------------------------------------------------------------------- file access
-
-
-class _Source(ABC):
-    """The files of one product, in a folder or a zip; member names are relative to its root."""
-
-    #: The ``.SAFE`` folder or ``.zip`` (absolute), as reported in errors.
-    path: str
-    #: Folder name of the product root (``NAME.SAFE``), or the zip's name.
-    root_name: str
-
-    def error(self, problem: str) -> ProductError:
-        return ProductError(self.path, problem)
-
-    @abstractmethod
-    def find_product_mtd(self) -> str:
-        """The member holding the product metadata (``MTD_MSIL1C.xml``/``MTD_MSIL2A.xml``)."""
-
-    @abstractmethod
-    def find_tile_mtds(self) -> list[str]:
-        """Members named ``GRANULE/*/MTD_TL.xml`` (or ``GRANULE/MTD_TL.xml``)."""
-
-    @abstractmethod
-    def exists(self, member: str) -> bool:
-        """Whether the file ``member`` exists."""
-
-    @abstractmethod
-    def find_basename(self, basename: str) -> str | None:
-        """A member under ``GRANULE/`` with that file name, if any."""
-
-    @abstractmethod
-    def read(self, member: str) -> bytes:
-        """The content of a (small, XML) member."""
-
-    @abstractmethod
-    def open(self, member: str) -> AbstractContextManager[IO[bytes]]:
-        """A binary stream of ``member``, as a context manager."""
-
-    @abstractmethod
-    def gdal_path(self, member: str) -> str:
-        """The path under which GDAL opens ``member``."""
-
-    def close(self) -> None:  # noqa: B027 - optional hook, folders hold nothing open
-        """Release open files."""
-
-
-def _choose_mtd(source: _Source, names: Iterable[str], listing: Iterable[str] = ()) -> str:
-    """The one product MTD among ``names``; ``listing`` (base names) hints at old formats."""
-    found = sorted(names)
-    if not found and any(_OLD_MTD_RE.match(n) for n in listing):
-        raise source.error(
-            "is a Sentinel-2 product in the old multi-tile format (before December 2016), "
-            "which is not supported; download the reprocessed product from the Copernicus "
-            "Data Space Ecosystem"
-        )
-    if not found:
-        raise source.error(
-            "no MTD_MSIL1C.xml or MTD_MSIL2A.xml found, so this is not a Sentinel-2 .SAFE "
-            "product; pass the .SAFE folder itself (or the .zip the hub delivered)"
-        )
-    if len(found) > 1:
-        raise source.error(
-            f"holds several product metadata files ({', '.join(found)}); "
-            "pass one product (.SAFE folder or .zip) at a time"
-        )
-    return found[0]
-
-
-class _Folder(_Source):
-    def __init__(self, root: str) -> None:
-        self.path = root
-        self.root_name = os.path.basename(root)
-        self._listings: dict[str, frozenset[str]] = {}
-        self._basenames: dict[str, str] | None = None
-
-    def _listing(self, folder: str) -> frozenset[str]:
-        """File names in ``folder`` (relative to the root), cached; empty if absent."""
-        names = self._listings.get(folder)
-        if names is None:
-            try:
-                with os.scandir(os.path.join(self.path, folder)) as entries:
-                    names = frozenset(e.name for e in entries if e.is_file())
-            except (FileNotFoundError, NotADirectoryError):
-                names = frozenset()
-            except OSError as exc:
-                raise self.error(f"cannot list {folder or 'the folder'}: {exc}") from exc
-            self._listings[folder] = names
-        return names
-
-    def find_product_mtd(self) -> str:
-        names = self._listing("")
-        found = [n for n in names if _MTD_RE.match(n)]
-        if not found and not any(_OLD_MTD_RE.match(n) for n in names):
-            nested = self._nested_product()
-            if nested:
-                raise self.error(
-                    f"holds no product metadata at its top but contains the product "
-                    f"{nested!r}; pass that folder instead"
-                )
-        return _choose_mtd(self, found, names)
-
-    def _nested_product(self) -> str | None:
-        try:
-            with os.scandir(self.path) as entries:
-                for entry in entries:
-                    if entry.is_dir() and entry.name.upper().endswith(".SAFE"):
-                        return os.path.join(self.path, entry.name)
-        except OSError:
-            return None
-        return None
-
-    def find_tile_mtds(self) -> list[str]:
-        found = [f"GRANULE/{n}" for n in self._listing("GRANULE") if n.upper() == "MTD_TL.XML"]
-        try:
-            with os.scandir(os.path.join(self.path, "GRANULE")) as entries:
-                granules = sorted(e.name for e in entries if e.is_dir())
-        except OSError:
-            granules = []
-        for granule in granules:
-            for name in self._listing(f"GRANULE/{granule}"):
-                if name.upper() == "MTD_TL.XML":
-                    found.append(f"GRANULE/{granule}/{name}")
-        return found
-
-    def exists(self, member: str) -> bool:
-        folder, _, name = member.rpartition("/")
-        return name in self._listing(folder)
-
-    def find_basename(self, basename: str) -> str | None:
-        if self._basenames is None:
-            self._basenames = {}
-            granule = os.path.join(self.path, "GRANULE")
-            for folder, _dirs, files in os.walk(granule):
-                rel = os.path.relpath(folder, self.path).replace(os.sep, "/")
-                for name in files:
-                    self._basenames.setdefault(name, f"{rel}/{name}")
-        return self._basenames.get(basename)
-
-    def read(self, member: str) -> bytes:
-        full = os.path.join(self.path, member)
-        try:
-            if os.path.getsize(full) > _MAX_XML_BYTES:
-                raise self.error(
-                    f"{member} is larger than {_MAX_XML_BYTES >> 20} MB; "
-                    f"it is not Sentinel-2 metadata - {_REDOWNLOAD}"
-                )
-            with open(full, "rb") as stream:
-                return stream.read()
-        except OSError as exc:
-            raise self.error(f"cannot read {member}: {exc}") from exc
-
-    @contextmanager
-    def open(self, member: str) -> Iterator[IO[bytes]]:
-        try:
-            stream = open(os.path.join(self.path, member), "rb")
-        except OSError as exc:
-            raise self.error(f"cannot read {member}: {exc}") from exc
-        with stream:
-            yield stream
-
-    def gdal_path(self, member: str) -> str:
-        return os.path.join(self.path, *member.split("/"))
-
-
-#: Errors that :mod:`zipfile` raises for damaged, truncated or unsupported archives.
-_ZIP_ERRORS = (
-    zipfile.BadZipFile,
-    zlib.error,
-    EOFError,
-    OSError,
-    NotImplementedError,
-    RuntimeError,
-    ValueError,
-)
-
-
-_DRIVE_RE = re.compile(r"^[A-Za-z]:")
-
-
-def _unsafe_member(info: zipfile.ZipInfo) -> str | None:
-    """Why a zip member is dangerous (escaping path, zip bomb), or None."""
-    name = info.filename.replace("\\", "/")
-    if name.startswith("/") or _DRIVE_RE.match(name):
-        return "has an absolute path"
-    if ".." in name.split("/"):
-        return "points outside the archive (a '..' path)"
-    if info.file_size > _MAX_MEMBER_BYTES:
-        return f"claims {info.file_size:,} bytes uncompressed, far more than any product file"
-    if info.file_size > _MIN_BOMB_BYTES and info.file_size > _MAX_ZIP_RATIO * max(
-        info.compress_size, 1
-    ):
-        return (
-            f"inflates {info.file_size:,} bytes from {info.compress_size:,} (more than "
-            f"{_MAX_ZIP_RATIO}:1, a zip bomb)"
-        )
-    return None
-
-
-class _Zip(_Source):
-    def __init__(self, path: str) -> None:
-        self.path = path
-        try:
-            self._zip = zipfile.ZipFile(path)
-        except _ZIP_ERRORS as exc:
-            try:
-                with open(path, "rb") as stream:
-                    looks_like_zip = stream.read(4) == b"PK\x03\x04"
-            except OSError:
-                looks_like_zip = False
-            if isinstance(exc, UnicodeDecodeError):
-                problem = (
-                    "names a member with bytes that are not valid UTF-8 although the zip "
-                    "declares UTF-8 names; the zip is damaged or was not made by a hub - "
-                    f"{_REDOWNLOAD}"
-                )
-            elif looks_like_zip or path.lower().endswith(".zip"):
-                problem = (
-                    f"is not a readable zip archive ({type(exc).__name__}: {exc}); the "
-                    f"download is truncated or corrupt - {_REDOWNLOAD}"
-                )
-            else:
-                problem = (
-                    "is neither a .SAFE folder nor a zip, so it cannot be a Sentinel-2 product; "
-                    "pass a .SAFE folder or the .zip the hub delivered"
-                )
-            raise self.error(problem) from exc
-        infos = self._zip.infolist()
-        for info in infos:
-            unsafe = _unsafe_member(info)
-            if unsafe:
-                self._zip.close()
-                raise self.error(
-                    f"holds the member {info.filename!r}, which {unsafe}; hub products never "
-                    "do, so the zip is damaged or forged and nothing was read from it - "
-                    f"delete it and {_REDOWNLOAD} from the Copernicus Data Space Ecosystem"
-                )
-        names = [i.filename for i in infos if not i.is_dir()]
-        mtds = [n for n in names if _MTD_RE.match(posixpath.basename(n))]
-        if mtds:
-            depth = min(n.count("/") for n in mtds)
-            mtds = [n for n in mtds if n.count("/") == depth]
-        try:
-            mtd = _choose_mtd(self, mtds, (posixpath.basename(n) for n in names))
-        except ProductError:
-            self._zip.close()
-            raise
-        self.prefix = mtd[: len(mtd) - len(posixpath.basename(mtd))]
-        self._names = {n[len(self.prefix) :] for n in names if n.startswith(self.prefix)}
-        stem = os.path.basename(path)
-        self.root_name = self.prefix.rstrip("/").rsplit("/", 1)[-1] or stem
-        self._mtd = mtd[len(self.prefix) :]
-        self._basenames: dict[str, str] | None = None
-
-    def find_product_mtd(self) -> str:
-        return self._mtd
-
-    def find_tile_mtds(self) -> list[str]:
-        return sorted(n for n in self._names if _TILE_MTD_RE.match(n))
-
-    def exists(self, member: str) -> bool:
-        return member in self._names
-
-    def find_basename(self, basename: str) -> str | None:
-        if self._basenames is None:
-            self._basenames = {}
-            for name in sorted(self._names):
-                if name.startswith("GRANULE/"):
-                    self._basenames.setdefault(posixpath.basename(name), name)
-        return self._basenames.get(basename)
-
-    def _info(self, member: str) -> zipfile.ZipInfo:
-        try:
-            return self._zip.getinfo(self.prefix + member)
-        except KeyError:
-            raise self.error(f"the zip has no member {self.prefix + member}") from None
-
-    def read(self, member: str) -> bytes:
-        info = self._info(member)
-        if info.file_size > _MAX_XML_BYTES:
-            raise self.error(
-                f"{member} is larger than {_MAX_XML_BYTES >> 20} MB; "
-                f"it is not Sentinel-2 metadata - {_REDOWNLOAD}"
-            )
-        try:
-            return self._zip.read(info)
-        except _ZIP_ERRORS as exc:
-            raise self.error(
-                f"cannot read {member} from the zip ({type(exc).__name__}: {exc}); the "
-                f"archive is corrupt - {_REDOWNLOAD}"
-            ) from exc
-
-    @contextmanager
-    def open(self, member: str) -> Iterator[IO[bytes]]:
-        info = self._info(member)
-        if info.file_size > _MAX_XML_BYTES:
-            raise self.error(
-                f"{member} is larger than {_MAX_XML_BYTES >> 20} MB; "
-                f"it is not Sentinel-2 metadata - {_REDOWNLOAD}"
-            )
-        try:
-            stream = self._zip.open(info)
-        except _ZIP_ERRORS as exc:
-            raise self.error(
-                f"cannot read {member} from the zip ({type(exc).__name__}: {exc}); the "
-                f"archive is corrupt - {_REDOWNLOAD}"
-            ) from exc
-        with stream:
-            yield stream
-
-    def gdal_path(self, member: str) -> str:
-        # GDAL finds the archive by its .zip suffix; other names need the {} syntax.
-        archive = self.path if self.path.lower().endswith(".zip") else "{" + self.path + "}"
-        return f"/vsizip/{archive}/{self.prefix}{member}"
-
-    def close(self) -> None:
-        self._zip.close()
-
-
-def _open_source(path: str) -> _Source:
-    try:
-        path.encode("utf-8")
-    except UnicodeEncodeError:
-        shown = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-        raise ProductError(
-            shown,
-            "has a name with bytes that are not UTF-8, which GDAL cannot open; rename the "
-            "folder or file to a UTF-8 (plain ASCII) name",
-        ) from None
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError as exc:
-        raise ProductError(
-            path, "does not exist; check the path of the .SAFE folder or .zip"
-        ) from exc
-    except OSError as exc:
-        raise ProductError(path, f"cannot be accessed ({exc}); check its permissions") from exc
-    if stat.S_ISDIR(mode):
-        return _Folder(path)
-    name = os.path.basename(path)
-    if _MTD_RE.match(name) or name.lower() == "manifest.safe":  # a file of the product
-        return _Folder(os.path.dirname(path))
-    return _Zip(path)
-
 
 # --------------------------------------------------------------------------- helpers
 
@@ -426,19 +64,19 @@ def _normalize_required(require_bands: str | Iterable[str] | None) -> str | tupl
     return tuple(dict.fromkeys(normalize_band(name) for name in names))
 
 
-def _member(entry: str, source: _Source, mtd: str) -> str:
+def _member(entry: str, source: ProductContainer, mtd: str) -> str:
     """A product-relative member path from an ``IMAGE_FILE`` entry, refusing escapes."""
     text = entry.strip().replace("\\", "/")
     normal = posixpath.normpath(text)
     if text.startswith("/") or normal == ".." or normal.startswith("../") or ":" in normal:
         raise source.error(
             f"{mtd} lists the image file {entry!r}, which points outside the product; "
-            f"the metadata is corrupt or forged - {_REDOWNLOAD}"
+            f"the metadata is corrupt or forged - {REDOWNLOAD}"
         )
     return normal
 
 
-def _band_entries(meta: ProductMetadata, source: _Source, mtd: str) -> dict[str, str]:
+def _band_entries(meta: ProductMetadata, source: ProductContainer, mtd: str) -> dict[str, str]:
     """Band -> image file (relative, no extension) at its native resolution."""
     entries: dict[str, str] = {}
     for entry in meta.image_files:
@@ -460,7 +98,7 @@ def _extensions(image_format: str | None) -> tuple[str, ...]:
     return (".jp2", ".tif", ".tiff", ".TIF", ".JP2", "")
 
 
-def _locate(source: _Source, stem: str, extensions: tuple[str, ...]) -> str | None:
+def _locate(source: ProductContainer, stem: str, extensions: tuple[str, ...]) -> str | None:
     for ext in extensions:
         if source.exists(stem + ext):
             return stem + ext
@@ -492,7 +130,10 @@ def _choose_tile_mtd(candidates: list[str], band_members: Iterable[str]) -> str 
 
 
 def _tile_id(
-    meta: ProductMetadata, source: _Source, members: Iterable[str], tile: TileMetadata | None
+    meta: ProductMetadata,
+    source: ProductContainer,
+    members: Iterable[str],
+    tile: TileMetadata | None,
 ) -> str:
     named = parse_product_name(meta.product_uri or "") or parse_product_name(source.root_name)
     if named:
@@ -507,7 +148,7 @@ def _tile_id(
     )
 
 
-def _product_id(meta: ProductMetadata, source: _Source) -> str:
+def _product_id(meta: ProductMetadata, source: ProductContainer) -> str:
     name = (meta.product_uri or "").replace("\\", "/").rsplit("/", 1)[-1]
     if not name:
         name = source.root_name
@@ -517,7 +158,9 @@ def _product_id(meta: ProductMetadata, source: _Source) -> str:
     return name
 
 
-def _footprint(points: tuple[tuple[float, float], ...], source: _Source, mtd: str) -> BaseGeometry:
+def _footprint(
+    points: tuple[tuple[float, float], ...], source: ProductContainer, mtd: str
+) -> BaseGeometry:
     lons = [lon for lon, _ in points]
     crosses = any(abs(b - a) > 180.0 for a, b in zip(lons, lons[1:] + lons[:1], strict=True))
     try:
@@ -531,15 +174,15 @@ def _footprint(points: tuple[tuple[float, float], ...], source: _Source, mtd: st
     except Exception as exc:  # antimeridian/shapely raise assorted errors on odd rings
         raise source.error(
             f"the footprint (<EXT_POS_LIST>) of {mtd} is not a usable polygon ({exc}); "
-            f"the metadata is corrupt - {_REDOWNLOAD}"
+            f"the metadata is corrupt - {REDOWNLOAD}"
         ) from exc
     if fixed.is_empty:
-        raise source.error(f"the footprint (<EXT_POS_LIST>) of {mtd} is empty - {_REDOWNLOAD}")
+        raise source.error(f"the footprint (<EXT_POS_LIST>) of {mtd} is empty - {REDOWNLOAD}")
     return fixed
 
 
 def _file_grid(
-    source: _Source, member: str, epsg: int, grids: dict[int, FileGrid], resolution: int
+    source: ProductContainer, member: str, epsg: int, grids: dict[int, FileGrid], resolution: int
 ) -> tuple[tuple[int, int], Affine]:
     """The grid of ``member`` from its own georeferencing, read once per resolution."""
     found = grids.get(resolution)
@@ -558,7 +201,7 @@ def _file_grid(
             raise source.error(
                 f"has no GRANULE/*/MTD_TL.xml, so the band grids must come from the band "
                 f"files, but {member} {problem}; the product is incomplete or corrupt - "
-                f"{_REDOWNLOAD} (with its MTD_TL.xml), or pass require_bands=None and remove "
+                f"{REDOWNLOAD} (with its MTD_TL.xml), or pass require_bands=None and remove "
                 "the damaged band files to read the other metadata"
             )
         grids[resolution] = found
@@ -566,14 +209,14 @@ def _file_grid(
 
 
 def _grid(
-    resolution: int, tile: TileMetadata, source: _Source, tile_mtd: str | None
+    resolution: int, tile: TileMetadata, source: ProductContainer, tile_mtd: str | None
 ) -> tuple[tuple[int, int], Affine]:
     size, position = tile.sizes.get(resolution), tile.geopositions.get(resolution)
     if size is None or position is None:
         element = "Size" if size is None else "Geoposition"
         raise source.error(
             f'{tile_mtd} lacks the required element <{element} resolution="{resolution}">; '
-            f"the tile metadata is incomplete - {_REDOWNLOAD}"
+            f"the tile metadata is incomplete - {REDOWNLOAD}"
         )
     ulx, uly, xdim, ydim = position
     return size, Affine(xdim, 0.0, ulx, 0.0, ydim, uly)
@@ -630,16 +273,16 @@ def read_product(
     """
     required = _normalize_required(require_bands)
     absolute = os.path.abspath(os.path.expanduser(os.fspath(path)))
-    source = _open_source(absolute)
+    source = open_container(absolute)
     try:
         return _read(source, required)
     finally:
         source.close()
 
 
-def _read(source: _Source, required: str | tuple[str, ...] | None) -> Product:
+def _read(source: ProductContainer, required: str | tuple[str, ...] | None) -> Product:
     mtd = source.find_product_mtd()
-    level_match = _MTD_RE.match(posixpath.basename(mtd))
+    level_match = MTD_RE.match(posixpath.basename(mtd))
     try:
         meta = parse_product_metadata(
             source.read(mtd), mtd, level_hint="L" + level_match.group(1) if level_match else None
@@ -656,10 +299,10 @@ def _read(source: _Source, required: str | tuple[str, ...] | None) -> Product:
                 tile = parse_tile_metadata(stream, tile_mtd)
         except MetadataError as exc:
             raise source.error(str(exc)) from exc.__cause__ or exc
-        except _ZIP_ERRORS as exc:  # decompression errors while streaming a zip member
+        except ZIP_ERRORS as exc:  # decompression errors while streaming a zip member
             raise source.error(
                 f"cannot read {tile_mtd} ({type(exc).__name__}: {exc}); the product is "
-                f"corrupt - {_REDOWNLOAD}"
+                f"corrupt - {REDOWNLOAD}"
             ) from exc
 
     tile_id = _tile_id(meta, source, entries.values(), tile)
@@ -670,7 +313,7 @@ def _read(source: _Source, required: str | tuple[str, ...] | None) -> Product:
     if tile is not None and tile.epsg is not None and tile.epsg != epsg:
         raise source.error(
             f"{tile_mtd} gives the CRS EPSG:{tile.epsg}, but tile {tile_id} lies in the UTM "
-            f"zone of EPSG:{epsg}; the tile metadata is corrupt - {_REDOWNLOAD}"
+            f"zone of EPSG:{epsg}; the tile metadata is corrupt - {REDOWNLOAD}"
         )
 
     extensions = _extensions(meta.image_format)
@@ -707,7 +350,7 @@ def _read(source: _Source, required: str | tuple[str, ...] | None) -> Product:
         if not entries:
             raise source.error(
                 f"{mtd} lists no band image files (<IMAGE_FILE>); the metadata is incomplete - "
-                f"{_REDOWNLOAD}, or pass require_bands=None to read the other metadata"
+                f"{REDOWNLOAD}, or pass require_bands=None to read the other metadata"
             )
         wanted = tuple(entries) if required == "all" else required
         unlisted = [b for b in wanted if b not in entries]
@@ -723,7 +366,7 @@ def _read(source: _Source, required: str | tuple[str, ...] | None) -> Product:
             files = "; ".join(f"{b} ({missing[b]}{extensions[0]})" for b in absent)
             raise source.error(
                 f"{len(absent)} required band file(s) missing: {files}. The download is "
-                f"incomplete - {_REDOWNLOAD}, or pass require_bands=None (or the list of "
+                f"incomplete - {REDOWNLOAD}, or pass require_bands=None (or the list of "
                 "bands you need) to read what is there"
             )
 

@@ -9,7 +9,7 @@ from processing baseline 04.00, percentages computed from the written SCL.
 
 Every pixel is a documented function of *(band, date, x, y)*
 (:func:`reflectance`, :func:`scene_class`, :func:`expected_dn`; see
-:mod:`sentinel_cube.testing._scene`), so a test can compute the expected value of
+:mod:`sentinel_cube.testing.archive._scene`), so a test can compute the expected value of
 any pixel independently of the files.
 
 Examples
@@ -33,25 +33,17 @@ Tiles: :data:`BUDAPEST_TILES` ``("34TCT", "34TDT")`` overlap at x = 400-409.8 km
 of zone 34; :data:`ZONE_BOUNDARY_TILES` ``("33TYN", "34TCT")`` lie on both sides
 of the UTM zone 33/34 boundary and overlap around 18.3-19.1 deg E (different
 CRSs; each zone has its own synthetic ground).
+
+Layout: :mod:`sentinel_cube.testing.archive` holds the generator,
+:mod:`sentinel_cube.testing.servers` the loopback catalogue servers; their
+public names are imported from here.
 """
 
-from ._archive import (
-    ALLOWED_SCALES,
-    BREAK_MODES,
-    BUDAPEST_TILES,
-    DEFAULT_DATES,
-    ZONE_BOUNDARY_TILES,
-    ProductSpec,
-    baseline_for,
-    break_product,
-    default_specs,
-    make_archive,
-    make_product,
-    platform_for,
-)
-from ._demo_archive import DEMO_AOI, DEMO_DATES, DEMO_EDGE_DATES, demo_specs
-from ._metadata import SCL_PERCENTAGE_ELEMENTS, scl_percentages
-from ._scene import (
+from .archive._archive import make_archive, make_product
+from .archive._break import BREAK_MODES, break_product
+from .archive._demo_archive import DEMO_AOI, DEMO_DATES, DEMO_EDGE_DATES, demo_specs
+from .archive._percentages import SCL_PERCENTAGE_ELEMENTS, scl_percentages
+from .archive._scene import (
     DEFAULT_CLOUD_FRACTIONS,
     SwathEdge,
     cloud_fraction_for,
@@ -59,10 +51,20 @@ from ._scene import (
     reflectance,
     scene_class,
 )
-from ._servers import Faults, LoopbackServer, ServedProduct, served_archive
-from ._servers_cdse import CDSEServer
-from ._servers_dhus import DHuSServer
-from ._servers_stac import STACServer
+from .archive._spec import (
+    ALLOWED_SCALES,
+    BUDAPEST_TILES,
+    DEFAULT_DATES,
+    ZONE_BOUNDARY_TILES,
+    ProductSpec,
+    baseline_for,
+    default_specs,
+    platform_for,
+)
+from .servers._cdse import CDSEServer
+from .servers._dhus import DHuSServer
+from .servers._loopback import Faults, LoopbackServer, ServedProduct, served_archive
+from .servers._stac import STACServer
 
 __all__ = [
     "CDSEServer",

@@ -1,4 +1,4 @@
-"""The ``sentinel-cube`` command line."""
+"""``sentinel-cube build``: a cube from products, written to a Zarr store."""
 
 from __future__ import annotations
 
@@ -10,104 +10,13 @@ from typing import Any
 
 import click
 
-from . import __version__
-from ._cli_catalog import _ManyValues
-from .exceptions import SentinelCubeError
+from ..exceptions import SentinelCubeError
+from ._options import _ManyValues, _split
 
-__all__ = ["main"]
-
-
-def _fail(error: Exception) -> click.ClickException:
-    return click.ClickException(str(error))
+__all__ = ["build_command"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="sentinel-cube")
-def main() -> None:
-    """Search, read and stack Sentinel-2 products into lazy cubes."""
-
-
-@main.command()
-@click.option(
-    "--out",
-    "out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("sentinel-cube-demo"),
-    show_default=True,
-    help="Folder for the generated archive and the outputs.",
-)
-@click.option(
-    "--scale",
-    type=int,
-    default=10,
-    show_default=True,
-    help="Pixel-size multiplier of the generated tiles (1 = full 10980 px tiles).",
-)
-def demo(out: Path, scale: int) -> None:
-    """Run the pipeline offline on a generated Budapest-area archive."""
-    from ._demo import run_demo
-
-    try:
-        run_demo(out, scale=scale, echo=click.echo)
-    except (SentinelCubeError, ValueError) as error:
-        raise _fail(error) from error
-
-
-@main.command()
-@click.argument("path", type=click.Path(exists=True, path_type=Path))
-def info(path: Path) -> None:
-    """Describe one product (.SAFE folder or .zip) or every product in a folder."""
-    from ._summary import metadata_summary, products_table
-    from .catalog import LocalCatalog
-    from .safe import read_product
-
-    try:
-        if path.is_file() or path.suffix.upper() == ".SAFE":
-            product = read_product(path, require_bands=None)
-            click.echo(f"{product.product_id}")
-            click.echo(f"  path         {product.path}")
-            click.echo(
-                f"  platform     {product.platform}  level {product.processing_level}  "
-                f"baseline {product.processing_baseline}"
-            )
-            click.echo(
-                f"  sensing      {product.sensing_start:%Y-%m-%d %H:%M:%S} UTC  "
-                f"orbit R{product.relative_orbit:03d}"
-            )
-            click.echo(f"  tile         {product.tile_id}  EPSG:{product.epsg}")
-            click.echo(
-                f"  cloud        {_pct(product.cloud_cover)}  vegetation "
-                f"{_pct(product.vegetation)}  water {_pct(product.water)}  "
-                f"snow {_pct(product.snow_ice)}"
-            )
-            for band in product.bands.values():
-                click.echo(
-                    f"  {band.band:<4} {band.resolution:>2} m  {band.shape[1]}x{band.shape[0]} px"
-                    f"  offset {band.offset:g}  quantification {band.quantification:g}"
-                )
-            if product.missing_bands:
-                click.echo(f"  missing band files: {', '.join(product.missing_bands)}")
-            return
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            products = LocalCatalog(path, require_bands=None).search()
-        for warning in caught:
-            click.echo(f"warning: {warning.message}", err=True)
-        click.echo(products_table(products))
-        click.echo(metadata_summary(products))
-    except SentinelCubeError as error:
-        raise _fail(error) from error
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f} %"
-
-
-def _split(value: str | None) -> list[str]:
-    return [] if not value else [v for v in value.replace(",", " ").split() if v]
-
-
-@main.command()
+@click.command("build")
 @click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--aoi", type=str, default=None, help="AOI file, WKT or 'minx,miny,maxx,maxy'.")
 @click.option(
@@ -133,17 +42,17 @@ def _split(value: str | None) -> list[str]:
     help="dask.distributed scheduler address, or 'local' for a local process cluster "
     "(default: threads in this process).",
 )  # fmt: skip
-def build(sources, aoi, bands, resolution, start, end, cloud, crs, units, chunks, out, append,
-          overwrite, lock_timeout, scheduler) -> None:  # fmt: skip
+def build_command(sources, aoi, bands, resolution, start, end, cloud, crs, units, chunks, out,
+                  append, overwrite, lock_timeout, scheduler) -> None:  # fmt: skip
     """Build a cube from an archive folder, a products file or products, into Zarr.
 
     SOURCES: a folder of .SAFE/.zip products, a products table written by
     'sentinel-cube search' (.geojson, .gpkg, .parquet, .csv with a 'path'
     column), or product paths.
     """
-    from .catalog import filter_products
-    from .cube import open_cube
-    from .store import to_zarr
+    from ..catalog import filter_products
+    from ..cube import open_cube
+    from ..store import to_zarr
 
     if append and overwrite:
         raise click.UsageError("--append and --overwrite exclude each other")
@@ -174,7 +83,7 @@ def build(sources, aoi, bands, resolution, start, end, cloud, crs, units, chunks
                 click.echo(f"dask dashboard: {client.dashboard_link}")
             report = to_zarr(cube, out, mode="w" if overwrite else "a", lock_timeout=lock_timeout)
     except (SentinelCubeError, ValueError) as error:
-        raise _fail(error) from error
+        raise click.ClickException(str(error)) from error
     click.echo(
         f"wrote {len(report.written)} time steps ({len(report.skipped)} already stored) to "
         f"{out}: {report.bytes_written / 1e6:.1f} MB in {report.seconds:.1f} s, "
@@ -186,9 +95,9 @@ def _load_products(sources: tuple[Path, ...]):
     import geopandas as gpd
     import pandas as pd
 
-    from .catalog import LocalCatalog
-    from .safe import read_product
-    from .schema import products_frame
+    from ..catalog import LocalCatalog
+    from ..safe import read_product
+    from ..schema import products_frame
 
     frames = []
     loose: list = []
@@ -235,18 +144,3 @@ def _client(scheduler: str | None) -> Iterator[Any]:
     else:
         with Client(scheduler) as client:
             yield client
-
-
-def _register() -> None:
-    from ._cli_catalog import download as download_command
-    from ._cli_catalog import search as search_command
-    from ._cli_ops import aggregate_command, clip_command, stretch_command
-    from ._cli_report import report_command
-
-    main.add_command(search_command, "search")
-    main.add_command(download_command, "download")
-    for command in (clip_command, stretch_command, aggregate_command, report_command):
-        main.add_command(command)
-
-
-_register()

@@ -23,8 +23,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import shapely
 from shapely.geometry import mapping, shape
 
-from ..safe._names import parse_band_file
-from ._servers import LoopbackServer, ServedProduct, iso_z, send_file, send_json
+from ...safe._names import parse_band_file
+from ._loopback import LoopbackServer, ServedProduct, iso_z, send_file, send_json
 
 __all__ = ["STACServer", "stac_item"]
 

@@ -16,12 +16,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import __version__
-from .analysis import CONTENT_COLUMNS, acquisitions, coverage_summary, landcover
-from .analysis._common import column_label
-from .aoi import AOILike, read_aoi
-from .catalog import coverage
-from .exceptions import SentinelCubeError
+from .. import __version__
+from ..analysis import CONTENT_COLUMNS, acquisitions, coverage_summary, landcover
+from ..analysis._common import column_label
+from ..aoi import AOILike, read_aoi
+from ..catalog import coverage
+from ..exceptions import SentinelCubeError
 
 __all__ = ["write_report"]
 
@@ -99,8 +99,8 @@ def write_report(
     >>> paths["index"]                                                  # doctest: +SKIP
     PosixPath('report/index.html')
     """
-    from . import plot
-    from .plot._save import standalone_html
+    from .. import plot
+    from ..plot._save import standalone_html
 
     if len(products) == 0:
         raise SentinelCubeError(
@@ -174,10 +174,10 @@ def write_report(
 
 
 def _cube_pages(cube, rgb, folder, max_frames, page, written, notes, echo) -> str | None:
-    from .export import to_png
-    from .ops import stretch
-    from .plot import cube_view
-    from .store import open_zarr
+    from ..export import to_png
+    from ..ops import stretch
+    from ..plot import cube_view
+    from ..store import open_zarr
 
     if not isinstance(cube, xr.DataArray):
         cube = open_zarr(cube)

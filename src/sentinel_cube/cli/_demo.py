@@ -13,22 +13,21 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import click
 import numpy as np
 from shapely.geometry import mapping
 
-from . import indices
-from ._report import write_report
-from ._summary import metadata_summary, products_table, write_products
-from .analysis import coverage_summary
-from .catalog import CDSECatalog, coverage
-from .cube import open_cube
-from .exceptions import SentinelCubeError
-from .export import to_png
-from .ops import aggregate, clip, stretch
-from .store import open_zarr, to_zarr
-from .testing import BUDAPEST_TILES, DEMO_AOI, DEMO_DATES, CDSEServer, demo_specs, make_archive
+from .. import indices
+from ..analysis import coverage_summary
+from ..catalog import CDSECatalog, coverage
+from ..cube import open_cube
+from ..exceptions import SentinelCubeError
+from ..export import to_png
+from ..ops import aggregate, clip, stretch
+from ..report import metadata_summary, products_table, write_products, write_report
+from ..store import open_zarr, to_zarr
 
-__all__ = ["DEMO_BANDS", "FULL_COVERAGE", "run_demo"]
+__all__ = ["DEMO_BANDS", "FULL_COVERAGE", "demo_command", "run_demo"]
 
 #: Bands of the demo cube.
 DEMO_BANDS = ("B02", "B03", "B04", "B08")
@@ -56,6 +55,9 @@ def run_demo(out: Path, scale: int = 10, echo: Callable[[str], None] = print) ->
     dict
         Paths of the outputs by name.
     """
+    # the generator and the loopback server load only when the demo runs
+    from ..testing import BUDAPEST_TILES, DEMO_AOI, DEMO_DATES, CDSEServer, demo_specs, make_archive
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     hub = out / "hub"
@@ -167,3 +169,27 @@ def run_demo(out: Path, scale: int = 10, echo: Callable[[str], None] = print) ->
     for name, path in outputs.items():
         echo(f"  {name:<16} {path}")
     return outputs
+
+
+@click.command("demo")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("sentinel-cube-demo"),
+    show_default=True,
+    help="Folder for the generated archive and the outputs.",
+)
+@click.option(
+    "--scale",
+    type=int,
+    default=10,
+    show_default=True,
+    help="Pixel-size multiplier of the generated tiles (1 = full 10980 px tiles).",
+)
+def demo_command(out: Path, scale: int) -> None:
+    """Run the pipeline offline on a generated Budapest-area archive."""
+    try:
+        run_demo(out, scale=scale, echo=click.echo)
+    except (SentinelCubeError, ValueError) as error:
+        raise click.ClickException(str(error)) from error

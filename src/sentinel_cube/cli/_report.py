@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .exceptions import SentinelCubeError
+from ..exceptions import SentinelCubeError
 
 __all__ = ["report_command"]
 
@@ -45,8 +45,8 @@ def report_command(products, aoi, out, cube, rgb, freq, title, max_frames) -> No
     PRODUCTS: a products table written by 'sentinel-cube search --out' (.geojson, .gpkg,
     .parquet, .csv).
     """
-    from ._report import write_report
-    from .catalog import read_products
+    from ..catalog import read_products
+    from ..report import write_report
 
     if aoi and "," in aoi and not Path(aoi).exists():
         try:

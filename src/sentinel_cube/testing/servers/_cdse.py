@@ -7,11 +7,11 @@ with JSON shaped like the real answers (same keys, nesting and value formats as
 * ``POST /auth/realms/CDSE/protocol/openid-connect/token`` - password and
   refresh-token grants, Keycloak-style answers and errors.
 * ``GET /odata/v1/Products?$filter=...&$orderby=...&$top=...&$skip=...&$expand=Attributes``
-  - filters evaluated (:mod:`._servers_odata`), paging through ``@odata.nextLink``.
+  - filters evaluated (:mod:`._odata`), paging through ``@odata.nextLink``.
 * ``GET /odata/v1/Products(<Id>)`` and ``POST /odata/v1/Products(<Id>)/OData.CSC.Order``.
 * ``GET /download/odata/v1/Products(<Id>)/$value`` and
   ``.../Products(<Id>)/Nodes(<Name>.SAFE)/Nodes(...)/$value`` with a Bearer token,
-  ``Range`` and the :class:`~._servers.Faults`; optionally redirected (302) to a
+  ``Range`` and the :class:`~._loopback.Faults`; optionally redirected (302) to a
   ``/zipper/`` path as the real service does.
 
 Examples
@@ -32,8 +32,8 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from shapely.geometry import mapping
 
-from ._servers import LoopbackServer, ServedProduct, iso_z, send_file, send_json
-from ._servers_odata import ODataFilterError, parse_filter
+from ._loopback import LoopbackServer, ServedProduct, iso_z, send_file, send_json
+from ._odata import ODataFilterError, parse_filter
 
 __all__ = ["CDSEServer"]
 

@@ -11,7 +11,7 @@ import click
 import numpy as np
 import xarray as xr
 
-from .exceptions import SentinelCubeError
+from ..exceptions import SentinelCubeError
 
 __all__ = ["aggregate_command", "clip_command", "parse_where", "stretch_command"]
 
@@ -63,8 +63,8 @@ def parse_where(expression: str, cube: xr.DataArray) -> xr.DataArray:
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Zarr store.")
 def clip_command(cube: Path, aoi: str, all_touched: bool, out: Path) -> None:
     """Clip a cube store to an AOI into a new store."""
-    from .ops import clip
-    from .store import open_zarr, to_zarr
+    from ..ops import clip
+    from ..store import open_zarr, to_zarr
 
     try:
         clipped = clip(open_zarr(cube), _aoi(aoi), all_touched=all_touched)
@@ -83,9 +83,9 @@ def clip_command(cube: Path, aoi: str, all_touched: bool, out: Path) -> None:
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
 def stretch_command(cube: Path, bands, when, percentiles, out: Path) -> None:
     """Write a stretched true-colour PNG of one time step of a cube store."""
-    from .export import to_png
-    from .ops import stretch
-    from .store import open_zarr
+    from ..export import to_png
+    from ..ops import stretch
+    from ..store import open_zarr
 
     try:
         data = open_zarr(cube)
@@ -110,8 +110,8 @@ def stretch_command(cube: Path, bands, when, percentiles, out: Path) -> None:
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Zarr store.")
 def aggregate_command(cube: Path, freq, groupby, how, where, mask, out: Path) -> None:
     """Aggregate a cube store over time (calendar bins or metadata groups) into Zarr."""
-    from .ops import aggregate
-    from .store import open_zarr, to_zarr
+    from ..ops import aggregate
+    from ..store import open_zarr, to_zarr
 
     try:
         data = open_zarr(cube)

@@ -6,8 +6,8 @@ import datetime as dt
 
 from shapely.geometry import Polygon
 
-from ._archive import BUDAPEST_TILES, ProductSpec, default_specs, platform_for
 from ._scene import SwathEdge
+from ._spec import BUDAPEST_TILES, ProductSpec, default_specs, platform_for
 
 __all__ = ["DEMO_AOI", "DEMO_DATES", "DEMO_EDGE_DATES", "demo_specs"]
 

@@ -1,7 +1,7 @@
 """Loopback HTTP servers that serve a synthetic archive, with switchable faults.
 
 Base machinery shared by the CDSE, DHuS and STAC test servers
-(:mod:`._servers_cdse`, :mod:`._servers_dhus`, :mod:`._servers_stac`):
+(:mod:`._cdse`, :mod:`._dhus`, :mod:`._stac`):
 
 * :class:`LoopbackServer` - a :class:`http.server.ThreadingHTTPServer` bound to
   ``127.0.0.1`` on a free port, run in a daemon thread, used as a context
@@ -18,7 +18,7 @@ Nothing here ever listens on another interface than the loopback one.
 Examples
 --------
 >>> from sentinel_cube.testing import make_archive, default_specs
->>> from sentinel_cube.testing._servers_cdse import CDSEServer
+>>> from sentinel_cube.testing.servers._cdse import CDSEServer
 >>> zips = make_archive(tmp, default_specs(("34TCT",), ["2023-07-06"]), scale=61, zipped=True)
 ... # doctest: +SKIP
 >>> with CDSEServer(zips, faults=Faults(drop_after=5000, drop_times=1)) as server:
@@ -189,7 +189,7 @@ class ServedProduct:
 
 def load_products(zips: Iterable[str | Path]) -> dict[str, ServedProduct]:
     """Read zipped products (``make_archive(..., zipped=True)``) for serving, by name."""
-    from ..safe import read_product
+    from ...safe import read_product
 
     served: dict[str, ServedProduct] = {}
     for path in zips:
@@ -221,7 +221,8 @@ def served_archive(
     --------
     >>> zips = served_archive(tmp_path_factory.getbasetemp() / "archive")  # doctest: +SKIP
     """
-    from ._archive import default_specs, make_archive
+    from ..archive._archive import make_archive
+    from ..archive._spec import default_specs
 
     root = Path(root)
     specs = default_specs(tiles, dates)

@@ -1,54 +1,29 @@
-"""XML writers for synthetic products: ``MTD_MSIL1C.xml``/``MTD_MSIL2A.xml``,
-``GRANULE/*/MTD_TL.xml`` and ``manifest.safe``.
+"""XML writers for synthetic products: ``MTD_MSIL1C.xml``/``MTD_MSIL2A.xml`` and
+``GRANULE/*/MTD_TL.xml``.
 
 The documents follow the element names, nesting and namespaces of ESA's real
 files (Product Specification Document 14.x, ``SAFE_COMPACT`` format) but leave
 out what a reader does not need: spectral response curves, GIPP lists, the 5 km
 sun/view angle grids, quality masks. Every value that can be recomputed from the
-rasters (percentages, footprint) is computed from them.
-
-Image-content percentages (:func:`scl_percentages`) use ESA's denominators,
-checked against real products: ``NODATA_PIXEL_PERCENTAGE`` is the share of
-SCL == 0 among *all* pixels of the 20 m SCL raster; every other class percentage
-is the share among *valid* pixels (SCL != 0), so they sum to 100; cloud cover
-(``Cloud_Coverage_Assessment``, ``CLOUDY_PIXEL_PERCENTAGE``) is classes
-8 + 9 + 10 among valid pixels. Values are written with six decimals.
+rasters (percentages, footprint) is computed from them. The image-content
+percentages come from :mod:`._percentages`; ``manifest.safe`` is written by
+:mod:`._manifest`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-from numpy.typing import ArrayLike
-
-from ..bands import NATIVE_RESOLUTION, SPECTRAL_BANDS
+from ...bands import NATIVE_RESOLUTION, SPECTRAL_BANDS
+from ._percentages import SCL_PERCENTAGE_ELEMENTS, ContentStats
 
 if TYPE_CHECKING:
-    from ._archive import ProductSpec
+    from ._spec import ProductSpec
 
-__all__ = ["SCL_PERCENTAGE_ELEMENTS", "scl_percentages"]
-
-#: ``Image_Content_QI`` element of each SCL class (0 is ``NODATA_PIXEL_PERCENTAGE``).
-SCL_PERCENTAGE_ELEMENTS: dict[int, str] = {
-    1: "SATURATED_DEFECTIVE_PIXEL_PERCENTAGE",
-    2: "DARK_FEATURES_PERCENTAGE",
-    3: "CLOUD_SHADOW_PERCENTAGE",
-    4: "VEGETATION_PERCENTAGE",
-    5: "NOT_VEGETATED_PERCENTAGE",
-    6: "WATER_PERCENTAGE",
-    7: "UNCLASSIFIED_PERCENTAGE",
-    8: "MEDIUM_PROBA_CLOUDS_PERCENTAGE",
-    9: "HIGH_PROBA_CLOUDS_PERCENTAGE",
-    10: "THIN_CIRRUS_PERCENTAGE",
-    11: "SNOW_ICE_PERCENTAGE",
-}
+__all__ = ["footprint_text", "product_metadata", "tile_metadata"]
 
 _NS_L2A = "https://psd-14.sentinel2.eo.esa.int/PSD/User_Product_Level-2A.xsd"
 _NS_L1C = "https://psd-14.sentinel2.eo.esa.int/PSD/User_Product_Level-1C.xsd"
@@ -72,66 +47,6 @@ _SCL_TEXT = (
     "SC_VEGETATION", "SC_NOT_VEGETATED", "SC_WATER", "SC_UNCLASSIFIED", "SC_CLOUD_MEDIUM_PROBA",
     "SC_CLOUD_HIGH_PROBA", "SC_THIN_CIRRUS", "SC_SNOW_ICE",
 )  # fmt: skip
-
-
-# --------------------------------------------------------------------------------------
-# Percentages
-# --------------------------------------------------------------------------------------
-
-
-def _counts(scl: ArrayLike) -> np.ndarray:
-    return np.bincount(np.asarray(scl, dtype=np.int64).ravel(), minlength=12)[:12]
-
-
-def scl_percentages(scl: ArrayLike, *, counts: bool = False) -> dict[str, float]:
-    """Image-content percentages of an SCL raster, with ESA's denominators.
-
-    Parameters
-    ----------
-    scl : array_like
-        SCL class codes (0..11), or with ``counts=True`` the 12 pixel counts.
-
-    Returns
-    -------
-    dict
-        ``NODATA_PIXEL_PERCENTAGE`` (of all pixels), one ``*_PERCENTAGE`` per
-        class 1..11 (of valid pixels) and ``CLOUDY_PIXEL_PERCENTAGE``
-        (classes 8 + 9 + 10 of valid pixels). 0 for every class when no pixel is valid.
-
-    Examples
-    --------
-    >>> p = scl_percentages([[0, 4], [9, 9]])
-    >>> p["NODATA_PIXEL_PERCENTAGE"], round(p["VEGETATION_PERCENTAGE"], 3)
-    (25.0, 33.333)
-    >>> round(p["CLOUDY_PIXEL_PERCENTAGE"], 3)
-    66.667
-    """
-    c = np.asarray(scl, dtype=np.int64)[:12] if counts else _counts(scl)
-    total = int(c.sum())
-    valid = total - int(c[0])
-    out = {"NODATA_PIXEL_PERCENTAGE": 100.0 * int(c[0]) / total if total else 0.0}
-    for cls, name in SCL_PERCENTAGE_ELEMENTS.items():
-        out[name] = 100.0 * int(c[cls]) / valid if valid else 0.0
-    out["CLOUDY_PIXEL_PERCENTAGE"] = 100.0 * int(c[8] + c[9] + c[10]) / valid if valid else 0.0
-    return out
-
-
-@dataclass(frozen=True)
-class ContentStats:
-    """Pixel counts gathered while writing a product (on the 20 m grid)."""
-
-    scl_counts: tuple[int, ...]
-    land_valid: int
-    cloud_over_land: int
-
-    @property
-    def percentages(self) -> dict[str, float]:
-        out = scl_percentages(np.array(self.scl_counts), counts=True)
-        land = self.land_valid
-        out["CLOUDY_PIXEL_OVER_LAND_PERCENTAGE"] = (
-            100.0 * self.cloud_over_land / land if land else 0.0
-        )
-        return out
 
 
 def _pct(value: float) -> str:
@@ -497,163 +412,3 @@ def tile_metadata(
 
 def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
-
-
-# --------------------------------------------------------------------------------------
-# manifest.safe
-# --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ManifestEntry:
-    """One file of the product for ``manifest.safe``."""
-
-    object_id: str
-    relpath: str  # relative to the .SAFE folder, "/" separated
-    mime: str
-
-
-def file_checksum(path: Path, name: str = "MD5") -> str:
-    """Hex digest of a file (``"MD5"`` lower case, ``"SHA3-256"``)."""
-    algo = {"MD5": hashlib.md5, "SHA3-256": hashlib.sha3_256}[name]()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            algo.update(chunk)
-    return algo.hexdigest()
-
-
-def manifest(
-    spec: ProductSpec,
-    safe_dir: Path,
-    entries: Sequence[ManifestEntry],
-    footprint: str,
-    checksum: str = "MD5",
-) -> str:
-    """Text of ``manifest.safe`` listing ``entries`` with their size and checksum."""
-    level = spec.level[1:]  # "2A" / "1C"
-    kind = f"Level-{level}"
-    product_label = f"S2_{kind}_Product_Metadata"
-    img_units = "".join(
-        f'            <xfdu:contentUnit ID="{e.object_id[: -len("_Data")]}_Unit" '
-        'textInfo="Image Data container" unitType="Measurement Data Unit">\n'
-        f'              <dataObjectPointer dataObjectID="{e.object_id}"/>\n'
-        "            </xfdu:contentUnit>\n"
-        for e in entries
-        if e.object_id.startswith("IMG_DATA")
-    )
-    objects = []
-    for e in entries:
-        path = safe_dir / e.relpath
-        objects.append(
-            f'    <dataObject ID="{e.object_id}">\n'
-            f'      <byteStream mimeType="{e.mime}" size="{path.stat().st_size}">\n'
-            f'        <fileLocation href="./{e.relpath}" locatorType="URL"/>\n'
-            f'        <checksum checksumName="{checksum}">'
-            f"{file_checksum(path, checksum)}</checksum>\n"
-            "      </byteStream>\n"
-            "    </dataObject>\n"
-        )
-    start = _iso_ms(spec.sensing_time)
-    gen = _iso_us(spec.generation_time)
-    return (
-        '<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n'
-        '<xfdu:XFDU xmlns:gml="http://www.opengis.net/gml" '
-        'xmlns:safe="http://www.esa.int/safe/sentinel/1.1" xmlns:xfdu="urn:ccsds:schema:xfdu:1" '
-        f'version="esa/safe/sentinel/1.1/sentinel-2/msi/archive_l{level.lower()}_user_product">\n'
-        "  <informationPackageMap>\n"
-        '    <xfdu:contentUnit dmdID="acquisitionPeriod platform" pdiID="processing" '
-        f'textInfo="SENTINEL-2 MSI {kind} User Product" unitType="Product_{kind}">\n'
-        f'      <xfdu:contentUnit ID="Product_Metadata_{kind}" unitType="Metadata Unit">\n'
-        f'        <dataObjectPointer dataObjectID="{product_label}"/>\n'
-        "      </xfdu:contentUnit>\n"
-        '      <xfdu:contentUnit ID="Tiles" textInfo="Tiles Container">\n'
-        '        <xfdu:contentUnit ID="Tile1" textInfo="Tile Container">\n'
-        '          <xfdu:contentUnit ID="IMG_Data_Tile1" textInfo="Image Data Container">\n'
-        f"{img_units}"
-        "          </xfdu:contentUnit>\n"
-        f'          <xfdu:contentUnit ID="S2_{kind}_Tile1_Metadata_Unit" '
-        'unitType="Metadata Unit">\n'
-        f'            <dataObjectPointer dataObjectID="S2_{kind}_Tile1_Metadata"/>\n'
-        "          </xfdu:contentUnit>\n"
-        "        </xfdu:contentUnit>\n"
-        "      </xfdu:contentUnit>\n"
-        "    </xfdu:contentUnit>\n"
-        "  </informationPackageMap>\n"
-        "  <metadataSection>\n"
-        '    <metadataObject ID="acquisitionPeriod" category="DMD" classification="DESCRIPTION">\n'
-        '      <metadataWrap mimeType="text/xml" textInfo="Acquisition Period" '
-        'vocabularyName="Sentinel-SAFE">\n'
-        "        <xmlData>\n"
-        "          <safe:acquisitionPeriod>\n"
-        f"            <safe:startTime>{start}</safe:startTime>\n"
-        "          </safe:acquisitionPeriod>\n"
-        "        </xmlData>\n"
-        "      </metadataWrap>\n"
-        "    </metadataObject>\n"
-        '    <metadataObject ID="measurementOrbitReference" category="DMD" '
-        'classification="DESCRIPTION">\n'
-        '      <metadataWrap mimeType="text/xml" textInfo="Orbit Reference" '
-        'vocabularyName="Sentinel-SAFE">\n'
-        "        <xmlData>\n"
-        "          <safe:orbitReference>\n"
-        f'            <safe:orbitNumber groundTrackDirection="{spec.orbit_direction.lower()}" '
-        f'type="start">{spec.absolute_orbit:06d}</safe:orbitNumber>\n'
-        '            <safe:relativeOrbitNumber type="start">'
-        f"{spec.relative_orbit:03d}</safe:relativeOrbitNumber>\n"
-        "          </safe:orbitReference>\n"
-        "        </xmlData>\n"
-        "      </metadataWrap>\n"
-        "    </metadataObject>\n"
-        '    <metadataObject ID="platform" category="DMD" classification="DESCRIPTION">\n'
-        '      <metadataWrap mimeType="text/xml" textInfo="Platform Description" '
-        'vocabularyName="Sentinel-SAFE">\n'
-        "        <xmlData>\n"
-        "          <safe:platform>\n"
-        f"            <safe:nssdcIdentifier>2015-000A</safe:nssdcIdentifier>\n"
-        "            <safe:familyName>SENTINEL</safe:familyName>\n"
-        f"            <safe:number>{spec.platform[1:]}</safe:number>\n"
-        "            <safe:instrument>\n"
-        '              <safe:familyName abbreviation="MSI">'
-        "Multi-Spectral Instrument</safe:familyName>\n"
-        "            </safe:instrument>\n"
-        "          </safe:platform>\n"
-        "        </xmlData>\n"
-        "      </metadataWrap>\n"
-        "    </metadataObject>\n"
-        '    <metadataObject ID="processing" category="PDI" classification="PROVENANCE">\n'
-        '      <metadataWrap mimeType="text/xml" textInfo="Processing" '
-        'vocabularyName="Sentinel-SAFE">\n'
-        "        <xmlData>\n"
-        '          <safe:processing xmlns="http://www.esa.int/safe/sentinel/1.1" '
-        f'name="Generation of {kind} User Product" start="{gen}">\n'
-        "          </safe:processing>\n"
-        "        </xmlData>\n"
-        "      </metadataWrap>\n"
-        "    </metadataObject>\n"
-        '    <metadataObject ID="measurementFrameSet" category="DMD" '
-        'classification="DESCRIPTION">\n'
-        '      <metadataWrap mimeType="text/xml" textInfo="Frame Set" '
-        'vocabularyName="Sentinel-SAFE">\n'
-        "        <xmlData>\n"
-        "          <safe:frameSet>\n"
-        '            <safe:footPrint srsName="http://www.opengis.net/gml/srs/epsg.xml#4326">\n'
-        f"              <gml:coordinates>{footprint}</gml:coordinates>\n"
-        "            </safe:footPrint>\n"
-        "          </safe:frameSet>\n"
-        "        </xmlData>\n"
-        "      </metadataWrap>\n"
-        "    </metadataObject>\n"
-        f'    <metadataObject ID="{product_label}_Information" category="DMD" '
-        'classification="DESCRIPTION">\n'
-        f'      <dataObjectPointer dataObjectID="{product_label}"/>\n'
-        "    </metadataObject>\n"
-        f'    <metadataObject ID="S2_{kind}_Tile1_Metadata_Information" category="DMD" '
-        'classification="DESCRIPTION">\n'
-        f'      <dataObjectPointer dataObjectID="S2_{kind}_Tile1_Metadata"/>\n'
-        "    </metadataObject>\n"
-        "  </metadataSection>\n"
-        "  <dataObjectSection>\n"
-        f"{''.join(objects)}"
-        "  </dataObjectSection>\n"
-        "</xfdu:XFDU>\n"
-    )

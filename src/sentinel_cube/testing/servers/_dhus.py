@@ -27,7 +27,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import shapely
 
-from ._servers import LoopbackServer, ServedProduct, send_bytes, send_file, send_json
+from ._loopback import LoopbackServer, ServedProduct, send_bytes, send_file, send_json
 
 __all__ = ["DHuSServer", "opensearch_entry", "parse_solr_query"]
 

@@ -13,33 +13,10 @@ from typing import Any
 
 import click
 
-from .exceptions import SentinelCubeError
+from ..exceptions import SentinelCubeError
+from ._options import _ManyValues, _split
 
 __all__ = ["download", "search"]
-
-
-class _ManyValues(click.Option):
-    """An option taking several space-separated values: ``--bands B02 B03 B04``."""
-
-    def add_to_parser(self, parser, ctx):
-        super().add_to_parser(parser, ctx)
-        for name in self.opts:
-            option = parser._long_opt.get(name) or parser._short_opt.get(name)
-            if option is None:
-                continue
-            original = option.process
-
-            def process(value, state, _original=original):
-                values = [value]
-                while state.rargs and not state.rargs[0].startswith("-"):
-                    values.append(state.rargs.pop(0))
-                _original(" ".join(values), state)
-
-            option.process = process
-
-
-def _split(value: str | None) -> list[str]:
-    return [] if not value else [v for v in value.replace(",", " ").split() if v]
 
 
 def _echo_warnings(caught: list[warnings.WarningMessage]) -> None:
@@ -51,7 +28,7 @@ def _aoi(aoi: str | None, place: str | None) -> Any:
     if aoi and place:
         raise click.UsageError("--aoi and --place exclude each other")
     if place:
-        from .aoi import geocode
+        from ..aoi import geocode
 
         return geocode(place)
     if aoi and "," in aoi and not Path(aoi).exists():
@@ -93,9 +70,9 @@ def _aoi(aoi: str | None, place: str | None) -> Any:
 def search(catalog, aoi, place, start, end, cloud, producttype, platform, tiles, orbits, limit,
            collection, enrich, min_coverage, out) -> None:  # fmt: skip
     """Search a catalogue and print the matching products."""
-    from ._summary import metadata_summary, products_table, write_products
-    from .catalog import coverage
-    from .catalog._spec import open_catalog
+    from ..catalog import coverage
+    from ..catalog._spec import open_catalog
+    from ..report import metadata_summary, products_table, write_products
 
     kind = catalog.partition(":")[0].lower()
     try:
@@ -161,8 +138,8 @@ def download(products_file, bands, directory, catalog, collection, workers, no_c
     Completed products are skipped, interrupted ones resume, every file is
     verified. Ends with a report; exits with status 1 when a product failed.
     """
-    from .catalog._result import DownloadResult
-    from .catalog._spec import open_catalog, read_products
+    from ..catalog._result import DownloadResult
+    from ..catalog._spec import open_catalog, read_products
 
     try:
         products = read_products(products_file)
