@@ -20,7 +20,8 @@ from sentinel_cube.catalog._cdse_query import parse_products, percentage_columns
 from sentinel_cube.catalog._dhus import dhus_products_frame
 from sentinel_cube.catalog._safe_parts import select_entries
 from sentinel_cube.catalog._stac import item_files, stac_products_frame
-from sentinel_cube.safe._xml import parse_manifest, parse_product_metadata
+from sentinel_cube.safe._manifest import parse_manifest
+from sentinel_cube.safe._product_mtd import parse_product_metadata
 from sentinel_cube.testing.servers._cdse import CDSEServer, product_json
 from sentinel_cube.testing.servers._dhus import DHuSServer, odata_product, opensearch_entry
 from sentinel_cube.testing.servers._loopback import served_archive

@@ -30,7 +30,8 @@ from hypothesis import strategies as st
 from sentinel_cube import mgrs
 from sentinel_cube.exceptions import SentinelCubeError
 from sentinel_cube.safe import Product, read_product
-from sentinel_cube.safe._xml import MetadataError, parse_manifest
+from sentinel_cube.safe._manifest import parse_manifest
+from sentinel_cube.safe._xml import MetadataError
 from sentinel_cube.testing import ProductSpec, make_product
 
 REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "real-data"

@@ -26,7 +26,8 @@ from shapely.geometry import MultiPolygon, Polygon
 from sentinel_cube import mgrs
 from sentinel_cube.bands import L1C_BANDS, L2A_BANDS, NATIVE_RESOLUTION
 from sentinel_cube.safe import Product, read_product
-from sentinel_cube.safe._xml import parse_manifest, parse_tile_metadata
+from sentinel_cube.safe._manifest import parse_manifest
+from sentinel_cube.safe._tile_mtd import parse_tile_metadata
 
 REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "real-data"
 SAFE_DIR = REAL_DATA / "safe-metadata"

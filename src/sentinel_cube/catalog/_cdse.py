@@ -22,7 +22,8 @@ import pandas as pd
 import requests
 
 from ..exceptions import CatalogError, SentinelCubeWarning
-from ..safe._xml import MetadataError, parse_product_metadata
+from ..safe._product_mtd import parse_product_metadata
+from ..safe._xml import MetadataError
 from ..schema import normalize_products
 from ._base import Catalog, DownloadRequest, Wanted, product_name, text_or_none
 from ._batch import Batch, ProductBar

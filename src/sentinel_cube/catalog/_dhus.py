@@ -24,7 +24,8 @@ from ..aoi import aoi_hull
 from ..bands import NATIVE_RESOLUTION, normalize_band
 from ..exceptions import CatalogError
 from ..mgrs import tile_epsg
-from ..safe._xml import MetadataError, parse_manifest
+from ..safe._manifest import parse_manifest
+from ..safe._xml import MetadataError
 from ..schema import INDEX_NAME, empty_products, normalize_products
 from ._base import Catalog, DownloadRequest, Wanted
 from ._credentials import Credentials, resolve_credentials

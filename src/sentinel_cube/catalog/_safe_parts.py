@@ -20,8 +20,9 @@ from pathlib import Path
 
 from ..bands import NATIVE_RESOLUTION, normalize_band
 from ..exceptions import CatalogError
+from ..safe._manifest import ManifestEntry, parse_manifest
 from ..safe._names import parse_band_file
-from ..safe._xml import ManifestEntry, MetadataError, parse_manifest
+from ..safe._xml import MetadataError
 from ._download import FileDownloader, RemoteFile
 from ._errors import DownloadError
 from ._paths import safe_join, safe_name, safe_relpath

@@ -30,13 +30,9 @@ from ._container import MTD_RE, REDOWNLOAD, ZIP_ERRORS, ProductContainer, open_c
 from ._georef import FileGrid, GeoreferenceError, read_file_grid
 from ._model import BandFile, Product
 from ._names import parse_band_file, parse_product_name, tile_from_name
-from ._xml import (
-    MetadataError,
-    ProductMetadata,
-    TileMetadata,
-    parse_product_metadata,
-    parse_tile_metadata,
-)
+from ._product_mtd import ProductMetadata, parse_product_metadata
+from ._tile_mtd import TileMetadata, parse_tile_metadata
+from ._xml import MetadataError
 
 __all__ = ["read_product"]
 
