@@ -7,12 +7,12 @@ import geopandas as gpd
 import pytest
 from click.testing import CliRunner
 
+from _dhus_server import DHuSServer
+from _stac_server import STACServer
 from sentinel_cube.cli._catalog import download, search
 from sentinel_cube.safe import read_product
 from sentinel_cube.testing.servers._cdse import CDSEServer
-from sentinel_cube.testing.servers._dhus import DHuSServer
 from sentinel_cube.testing.servers._loopback import served_archive
-from sentinel_cube.testing.servers._stac import STACServer
 
 CLI = click.Group(commands={"search": search, "download": download})
 SECRET = "secret"

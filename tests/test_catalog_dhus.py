@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from pandas.api.types import pandas_dtype
 
+from _dhus_server import DHuSServer, parse_solr_query
 from sentinel_cube.catalog._dhus import DHuSCatalog, node_filter
 from sentinel_cube.catalog._errors import AuthenticationError
 from sentinel_cube.catalog._http import RetryPolicy
 from sentinel_cube.safe import read_product
 from sentinel_cube.schema import COLUMNS
-from sentinel_cube.testing.servers._dhus import DHuSServer, parse_solr_query
 from sentinel_cube.testing.servers._loopback import Faults, served_archive
 
 FAST = RetryPolicy(attempts=3, backoff=0.01, timeout=10.0)

@@ -16,6 +16,8 @@ from urllib.parse import unquote_plus
 import pytest
 import yaml
 
+from _dhus_server import DHuSServer, odata_product, opensearch_entry
+from _stac_server import stac_item
 from sentinel_cube.catalog._cdse_query import parse_products, percentage_columns
 from sentinel_cube.catalog._dhus import dhus_products_frame
 from sentinel_cube.catalog._safe_parts import select_entries
@@ -23,9 +25,7 @@ from sentinel_cube.catalog._stac import item_files, stac_products_frame
 from sentinel_cube.safe._manifest import parse_manifest
 from sentinel_cube.safe._product_mtd import parse_product_metadata
 from sentinel_cube.testing.servers._cdse import CDSEServer, product_json
-from sentinel_cube.testing.servers._dhus import DHuSServer, odata_product, opensearch_entry
 from sentinel_cube.testing.servers._loopback import served_archive
-from sentinel_cube.testing.servers._stac import stac_item
 
 REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "real-data"
 pytestmark = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from pandas.api.types import pandas_dtype
 
+from _stac_server import STACServer, stac_item
 from sentinel_cube.catalog._errors import UnsafeNameError
 from sentinel_cube.catalog._http import RetryPolicy
 from sentinel_cube.catalog._stac import STACCatalog, asset_band, item_files
@@ -12,7 +13,6 @@ from sentinel_cube.exceptions import CatalogError
 from sentinel_cube.safe import read_product
 from sentinel_cube.schema import COLUMNS
 from sentinel_cube.testing.servers._loopback import Faults, served_archive
-from sentinel_cube.testing.servers._stac import STACServer, stac_item
 
 FAST = RetryPolicy(attempts=4, backoff=0.01, timeout=10.0)
 BUDAPEST = (19.0, 47.4, 19.2, 47.6)

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from _stac_server import STACServer
 from sentinel_cube.catalog._checksum import decode_multihash, file_digest, strongest
 from sentinel_cube.catalog._credentials import Credentials, resolve_credentials
 from sentinel_cube.catalog._download import FileDownloader, RemoteFile
@@ -20,7 +21,6 @@ from sentinel_cube.catalog._result import DownloadResult
 from sentinel_cube.catalog._spec import open_catalog, read_products
 from sentinel_cube.exceptions import CatalogError
 from sentinel_cube.testing.servers._loopback import served_archive
-from sentinel_cube.testing.servers._stac import STACServer
 
 SECRET = "pa55-w0rd-never-shown"
 

@@ -62,9 +62,7 @@ from .archive._spec import (
     platform_for,
 )
 from .servers._cdse import CDSEServer
-from .servers._dhus import DHuSServer
 from .servers._loopback import Faults, LoopbackServer, ServedProduct, served_archive
-from .servers._stac import STACServer
 
 __all__ = [
     "CDSEServer",
@@ -72,10 +70,8 @@ __all__ = [
     "DEMO_DATES",
     "DEMO_EDGE_DATES",
     "demo_specs",
-    "DHuSServer",
     "Faults",
     "LoopbackServer",
-    "STACServer",
     "ServedProduct",
     "served_archive",
     "ALLOWED_SCALES",

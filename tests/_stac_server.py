@@ -23,8 +23,14 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import shapely
 from shapely.geometry import mapping, shape
 
-from ...safe._names import parse_band_file
-from ._loopback import LoopbackServer, ServedProduct, iso_z, send_file, send_json
+from sentinel_cube.safe._names import parse_band_file
+from sentinel_cube.testing.servers._loopback import (
+    LoopbackServer,
+    ServedProduct,
+    iso_z,
+    send_file,
+    send_json,
+)
 
 __all__ = ["STACServer", "stac_item"]
 

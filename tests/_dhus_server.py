@@ -27,7 +27,13 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import shapely
 
-from ._loopback import LoopbackServer, ServedProduct, send_bytes, send_file, send_json
+from sentinel_cube.testing.servers._loopback import (
+    LoopbackServer,
+    ServedProduct,
+    send_bytes,
+    send_file,
+    send_json,
+)
 
 __all__ = ["DHuSServer", "opensearch_entry", "parse_solr_query"]
 
