@@ -376,3 +376,47 @@ def test_a_killed_creation_leaves_no_store_or_an_empty_one(archive, tmp_path):
         to_zarr(_cube(archive), target, progress=False)
         _assert_same(open_zarr(target).compute(), _cube(archive).compute())
         assert not list(tmp_path.glob(f".{target.name}.*"))  # the dead writer's copy is gone
+
+
+def test_a_store_of_the_first_format_opens_and_is_copied_before_appending(revisits, tmp_path):
+    """Format 1 (before this version): times encoded by xarray from the first write,
+    a ledger of slots only. Such stores open; appending asks for a copy."""
+    import zarr
+
+    def cube(paths):
+        return open_cube(paths, bands=["B04"], resolution=300, chunks=128)
+
+    first = cube(revisits[:2])
+    old = tmp_path / "old.zarr"
+    dataset = first.compute().to_dataset(name="reflectance")
+    dataset.to_zarr(old, zarr_format=3, consolidated=False)  # xarray picks the time units
+    units = json.loads((old / "time" / "zarr.json").read_text())["attributes"]["units"]
+    assert "1970" not in units  # units relative to the first time, as xarray chose them
+    zarr.open_group(old, mode="r+").create_group(
+        "_sentinel_cube",
+        attributes={"version": 1, "slots": 2, "committed": [0, 1], "variable": "reflectance"},
+    )
+    _assert_same(open_zarr(old).compute(), first.compute())
+    later = cube(revisits[2:3])  # another time of day
+    with pytest.raises(SentinelCubeError, match="earlier sentinel_cube.*to_zarr\\(open_zarr"):
+        to_zarr(later, old, progress=False)
+    new = tmp_path / "new.zarr"
+    to_zarr(open_zarr(old), new, progress=False)
+    to_zarr(later, new, progress=False)
+    _assert_same(open_zarr(new).compute(), cube(revisits[:3]).compute())
+
+
+@pytest.mark.parametrize("chunks", [64, 100, 200])
+def test_appending_a_cube_chunked_unlike_the_store_loses_nothing(revisits, tmp_path, chunks):
+    """Each write task covers whole stored chunks, whatever the cube's chunking (two tasks
+    writing parts of one chunk file would each rewrite it, and one would be lost)."""
+    import dask
+
+    store = tmp_path / "c.zarr"
+    to_zarr(open_cube(revisits[:1], bands=["B04"], resolution=300, chunks=128), store,
+            progress=False)  # fmt: skip
+    later = open_cube(revisits[1:3], bands=["B04"], resolution=300, chunks=chunks)
+    with dask.config.set(scheduler="threads", num_workers=8):
+        to_zarr(later, store, progress=False)
+    expected = open_cube(revisits[:3], bands=["B04"], resolution=300, chunks=128)
+    _assert_same(open_zarr(store).compute(), expected.compute())

@@ -135,10 +135,15 @@ def state(path: Path) -> str:
 
 
 def read_ledger(path: Path) -> dict[str, Any]:
+    """The ledger: ``variable``, ``version`` and the committed ``steps`` as (slot, ns) pairs."""
     attrs: dict[str, Any] = dict(zarr.open_group(path, mode="r", path=META_GROUP).attrs)
-    if "steps" not in attrs:  # format 1: slots only; their times are in the time array
-        times = time_values(path)
-        attrs["steps"] = [[int(s), int(times[s])] for s in attrs.get("committed", [])]
+    attrs.setdefault("version", 1)
+    if "steps" not in attrs:
+        # format 1 listed committed slots only; its times were encoded by xarray with
+        # units chosen at the first write, so decode them as xarray does
+        times = xr.open_zarr(path, consolidated=False, zarr_format=3)["time"].values
+        nanoseconds = np.asarray(times, dtype="datetime64[ns]").astype(np.int64)
+        attrs["steps"] = [[int(s), int(nanoseconds[s])] for s in attrs.get("committed", [])]
     attrs["steps"] = [(int(s), int(t)) for s, t in attrs["steps"]]
     return attrs
 
@@ -158,10 +163,6 @@ def time_arrays(path: Path, mode: str = "r+") -> list[zarr.Array]:
 
 def dims(array: zarr.Array) -> tuple[str | None, ...]:
     return tuple(getattr(array.metadata, "dimension_names", None) or ())
-
-
-def time_values(path: Path) -> np.ndarray:
-    return np.asarray(zarr.open_array(path, path="time", mode="r")[:], dtype=np.int64)
 
 
 def even_time_lengths(path: Path) -> None:

@@ -181,6 +181,12 @@ def to_zarr(
 
     with StoreLock(path / layout.META_GROUP, lock_timeout, label=str(path)) as lock:
         ledger = layout.read_ledger(path)
+        if int(ledger["version"]) < layout.FORMAT_VERSION:
+            raise SentinelCubeError(
+                f"{str(path)!r} was written by an earlier sentinel_cube whose time encoding "
+                "cannot take acquisitions at other times of day; it opens read-only. Copy it "
+                "into a new store, then append there: to_zarr(open_zarr(old), new)"
+            )
         _check_compatible(path, ledger, cube, name)  # before anything is written
         layout.even_time_lengths(path)
         times = _times_ns(cube)
@@ -191,8 +197,9 @@ def to_zarr(
         layout.remove_partial_files(path, name, slots)
 
         target = zarr.open_array(path, path=name, mode="r+")
-        block = (shards, shards) if shards else (chunk_y, chunk_x)
-        data = _as_dask(cube).rechunk((1, 1, *block))
+        # one task per stored chunk (or shard), on the store's grid, not the cube's: two
+        # tasks writing parts of one chunk file would each rewrite it, and one would lose
+        data = _as_dask(cube).rechunk(tuple(target.shards or target.chunks))
         bar = tqdm(total=len(pending), unit="step", desc=f"writing {path.name}",
                    disable=progress is not True or not pending)  # fmt: skip
         for done, (t, slot) in enumerate(zip(pending, slots, strict=True), start=1):
@@ -262,6 +269,8 @@ def open_zarr(store: str | os.PathLike[str], *, chunks: Any = "auto") -> xr.Data
     dataset = layout.open_dataset(path, None if chunks == "auto" else chunks, variable)
     steps = sorted(ledger["steps"])
     cube = dataset[variable].isel(time=[slot for slot, _ in steps])
+    if "spatial_ref" not in cube.coords and "spatial_ref" in dataset:  # a data variable there
+        cube = cube.assign_coords(spatial_ref=dataset["spatial_ref"])
     stored = cube.time.values.astype("datetime64[ns]").astype(np.int64)
     if not np.array_equal(stored, np.array([t for _, t in steps], dtype=np.int64)):
         raise SentinelCubeError(
