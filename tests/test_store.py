@@ -420,3 +420,31 @@ def test_appending_a_cube_chunked_unlike_the_store_loses_nothing(revisits, tmp_p
         to_zarr(later, store, progress=False)
     expected = open_cube(revisits[:3], bands=["B04"], resolution=300, chunks=128)
     _assert_same(open_zarr(store).compute(), expected.compute())
+
+
+def test_a_full_disk_is_a_clear_error_and_the_rerun_resumes(archive, tmp_path, monkeypatch):
+    import errno
+
+    import zarr.storage._local as local
+
+    store = tmp_path / "c.zarr"
+    real_put = local._put
+    writes = []
+
+    def put(path, value, *args, **kwargs):  # the disk fills up during the second step
+        if "/c/1/" in str(path).replace("\\", "/") and "reflectance" in str(path):
+            writes.append(path)
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real_put(path, value, *args, **kwargs)
+
+    monkeypatch.setattr(local, "_put", put)
+    with pytest.raises(SentinelCubeError, match="No space left.*intact.*run the same call"):
+        to_zarr(_cube(archive), store, progress=False)
+    assert writes
+    monkeypatch.setattr(local, "_put", real_put)
+    partial = open_zarr(store)
+    assert partial.sizes["time"] == 1  # the first step, committed before the disk filled
+    _assert_same(partial.compute(), _cube(archive).isel(time=[0]).compute())
+    report = to_zarr(_cube(archive), store, progress=False, lock_timeout=0)  # lock released
+    assert len(report.written) == len(DATES) - 1
+    _assert_same(open_zarr(store).compute(), _cube(archive).compute())

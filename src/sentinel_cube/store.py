@@ -172,13 +172,41 @@ def to_zarr(
             f"{str(path)!r} is a Zarr store but not a sentinel_cube cube store: write the cube "
             "to another path, or pass mode='w' to replace it"
         )
-    if mode == "w" and state != "missing" or state == "interrupted":
-        # an interrupted creation (an earlier version wrote no ledger) holds no step
-        layout.replace(path, cube, name, encoding, lock_timeout)
-    elif state == "missing":
-        layout.create(path, cube, name, encoding)
-    before = _disk_usage(path)
+    try:
+        if mode == "w" and state != "missing" or state == "interrupted":
+            # an interrupted creation (an earlier version wrote no ledger) holds no step
+            layout.replace(path, cube, name, encoding, lock_timeout)
+        elif state == "missing":
+            layout.create(path, cube, name, encoding)
+        before = _disk_usage(path)
+        pending, skipped = _write_steps(path, cube, name, lock_timeout, progress)
+    except OSError as error:  # a full disk, lost permissions, a vanished mount...
+        raise SentinelCubeError(
+            f"writing to {str(path)!r} failed ({error}); the steps committed before are "
+            "intact: fix the cause (disk space, permissions) and run the same call again "
+            "to resume"
+        ) from error
+    values = cube.time.values
+    seconds = clock.perf_counter() - started
+    pixels = len(pending) * cube.sizes["band"] * cube.sizes["y"] * cube.sizes["x"]
+    return WriteReport(
+        str(path),
+        tuple(values[t] for t in pending),
+        tuple(values[t] for t in skipped),
+        max(0, _disk_usage(path) - before),
+        pixels,
+        seconds,
+    )
 
+
+def _write_steps(
+    path: Path,
+    cube: xr.DataArray,
+    name: str,
+    lock_timeout: float,
+    progress: bool | Callable[[int, int], None],
+) -> tuple[list[int], list[int]]:
+    """Under the lock: write and commit the steps the store lacks; (written, skipped)."""
     with StoreLock(path / layout.META_GROUP, lock_timeout, label=str(path)) as lock:
         ledger = layout.read_ledger(path)
         if int(ledger["version"]) < layout.FORMAT_VERSION:
@@ -218,17 +246,7 @@ def to_zarr(
             if callable(progress):
                 progress(done, len(pending))
         bar.close()
-    values = cube.time.values
-    seconds = clock.perf_counter() - started
-    pixels = len(pending) * cube.sizes["band"] * cube.sizes["y"] * cube.sizes["x"]
-    return WriteReport(
-        str(path),
-        tuple(values[t] for t in pending),
-        tuple(values[t] for t in skipped),
-        max(0, _disk_usage(path) - before),
-        pixels,
-        seconds,
-    )
+    return pending, skipped
 
 
 def open_zarr(store: str | os.PathLike[str], *, chunks: Any = "auto") -> xr.DataArray:
