@@ -254,6 +254,20 @@ def test_endpoint_that_does_not_answer(s3_env, archive, monkeypatch):
     assert time.monotonic() - started < 30
 
 
+def test_a_band_file_missing_from_a_remote_folder_fails_when_read(s3_env, archive):
+    """A remote folder is not listed: the missing band shows up when its pixels are read."""
+    url = s3_env.upload(archive.folders[0], f"gap-{time.monotonic_ns()}")
+    product = read_product(url)
+    band = product.band("B04").path
+    s3_env.client().delete_object(Bucket=BUCKET, Key=band[len(f"/vsis3/{BUCKET}/") :])
+    cube = open_cube([product], bands=["B04"], resolution=RESOLUTION)
+    with pytest.raises(ProductError) as caught:
+        cube.compute()
+    message = str(caught.value)
+    assert band in message and "check that the object exists" in message
+    assert SECRET not in message
+
+
 def test_secrets_in_urls_are_never_shown(http):
     url = f"http://user:hunter2@{http.url.split('://')[1]}/zips/absent.zip?X-Amz-Signature=s3cr3t"
     with pytest.raises(SentinelCubeError) as caught:

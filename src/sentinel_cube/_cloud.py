@@ -86,8 +86,10 @@ REMOTE_GDAL: dict[str, str | int | bool] = {
     # zip member's header and then its tiles, does not fetch the same bytes twice.
     "VSI_CACHE": True,
     "VSI_CACHE_SIZE": 16 * 2**20,
-    # range requests of 256 kB (GDAL's default 16 kB means dozens of GETs per JP2 tile of
-    # a real product; a 1024 x 1024 tile is ~1 MB of codestream).
+    # range requests of 256 kB: a 1024 x 1024 tile of a real product is ~1 MB of
+    # codestream, and GDAL's default 16 kB costs more round trips (measured on a tiled
+    # synthetic JP2: one chunk in 13 GETs / 864 kB at 16 kB, 3 GETs / 1 MB at 256 kB).
+    # GDAL reads this once per process, at its first network read.
     "CPL_VSIL_CURL_CHUNK_SIZE": 256 * 1024,
 }
 
