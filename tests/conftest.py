@@ -54,3 +54,33 @@ def _offline(monkeypatch):
 
     monkeypatch.setattr(socket.socket, "connect", guarded(connect))
     monkeypatch.setattr(socket.socket, "connect_ex", guarded(connect_ex))
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's S3 server on the loopback for the session (see ``tests/_s3.py``)."""
+    from _s3 import BUCKET, S3Server
+
+    server = S3Server().start()
+    server.client().create_bucket(Bucket=BUCKET)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_env(s3_server, monkeypatch):
+    """The environment of a user of the loopback S3 server (keys, endpoint, region)."""
+    for name in (
+        "AWS_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_S3_ENDPOINT",
+        "AWS_ENDPOINT_URL_S3",
+        "AWS_HTTPS",
+        "AWS_VIRTUAL_HOSTING",
+        "CDSE_S3_ACCESS_KEY",
+        "CDSE_S3_SECRET_KEY",
+    ):
+        monkeypatch.delenv(name, raising=False)  # fmt: skip
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    return s3_server

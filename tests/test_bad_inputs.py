@@ -1,6 +1,6 @@
 """One table of bad inputs: each raises a clear error naming the input and saying what to do.
 
-The table holds 33 kinds of bad input. Each row builds its input in ``tmp_path``
+The table holds 34 kinds of bad input. Each row builds its input in ``tmp_path``
 (from one small synthetic product shared by the module), runs the public call a
 user would run (``read_product``, ``open_cube``, ``open_cube(...).compute()``,
 ``to_zarr`` or ``open_zarr``)
@@ -23,6 +23,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import time
 import zipfile
 from collections.abc import Callable
@@ -387,6 +388,28 @@ def open_a_path_that_is_no_store(tmp: Path, kit: Kit):
     return lambda: open_zarr(path), str(path)
 
 
+def s3_endpoint_that_does_not_answer(tmp: Path, kit: Kit):
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"s3://bucket/archive/{kit.l2a.name}.zip"
+    options = {"key": "AKIAEXAMPLE", "secret": "s3cr3t-never-shown",
+               "endpoint_url": f"http://127.0.0.1:{port}"}  # fmt: skip
+
+    def call() -> object:
+        try:
+            return read_product(url, storage_options=options)
+        except SentinelCubeError as error:
+            assert "s3cr3t" not in str(error)
+            raise
+
+    return call, url
+
+
+REMOTE_CASES: list[Case] = [
+    Case(s3_endpoint_that_does_not_answer, ProductError, ("answers", "AWS_ENDPOINT_URL")),
+]
+
 STORE_CASES: list[Case] = [
     Case(store_of_another_grid, SentinelCubeError, ("grid", "write to a new store")),
     Case(store_of_other_bands, SentinelCubeError, ("bands", "write to a new store")),
@@ -397,7 +420,7 @@ STORE_CASES: list[Case] = [
     Case(open_a_path_that_is_no_store, SentinelCubeError, ("not a Zarr store",)),
 ]
 
-ALL_CASES = CASES + STORE_CASES
+ALL_CASES = CASES + REMOTE_CASES + STORE_CASES
 
 
 def _tree(root: Path) -> dict[str, tuple[int, int]]:

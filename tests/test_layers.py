@@ -27,6 +27,7 @@ PURE = (
     "sentinel_cube._source",
     "sentinel_cube.safe",
     "sentinel_cube._plan",
+    "sentinel_cube._cloud",
 )
 #: Libraries the pure layer must not need.
 HEAVY = ("rasterio", "dask", "distributed", "xarray", "rioxarray", "zarr")

@@ -43,16 +43,25 @@ from contextlib import contextmanager
 
 import numpy as np
 import rasterio
+import rasterio.session
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
+from . import _cloud
 from ._source import Source, resampling_name, use_reduced_levels
 from .exceptions import ProductError, SentinelCubeWarning
 from .grid import Grid
 
-__all__ = ["GDAL_DEFAULTS", "Source", "block_mean", "capture_env", "read_source"]
+__all__ = [
+    "GDAL_DEFAULTS",
+    "Source",
+    "block_mean",
+    "capture_env",
+    "is_remote_path",
+    "read_source",
+]
 
 #: GDAL settings used inside every read task; each says why.
 GDAL_DEFAULTS: dict[str, str | int | bool] = {
@@ -73,16 +82,33 @@ GDAL_DEFAULTS: dict[str, str | int | bool] = {
 }
 
 
-def capture_env() -> dict[str, object]:
-    """GDAL settings for read tasks: :data:`GDAL_DEFAULTS`, then an active ``rasterio.Env``.
+def capture_env(remote: _cloud.Remote | None = None) -> dict[str, object]:
+    """GDAL settings for read tasks: defaults, ``remote``'s, an active ``rasterio.Env``.
 
     Called on the client when a cube is built; the tasks restore these settings
-    around each read, so workers read with the client's settings.
+    around each read, so workers read with the client's settings. Secrets (AWS keys,
+    session tokens) are left out, even from an active ``rasterio.Env``: the graph
+    carries the endpoint, HTTPS and addressing of ``remote`` (see
+    :meth:`sentinel_cube._cloud.Remote.gdal_env`), and each task takes the keys from
+    its own process (:func:`sentinel_cube._cloud.task_credentials`).
     """
     env: dict[str, object] = dict(GDAL_DEFAULTS)
+    if remote is not None:
+        env.update(remote.gdal_env())
     if rasterio.env.hasenv():
         env.update(rasterio.env.getenv())
+    for secret in _cloud.SECRET_SETTINGS:
+        env.pop(secret, None)
     return env
+
+
+_REMOTE_PREFIXES = ("/vsis3/", "/vsicurl/", "/vsizip//vsis3/", "/vsizip//vsicurl/",
+                    "/vsizip/{/vsis3/", "/vsizip/{/vsicurl/")  # fmt: skip
+
+
+def is_remote_path(path: str) -> bool:
+    """Whether the GDAL ``path`` is read over the network (``/vsis3/``, ``/vsicurl/``)."""
+    return path.startswith(_REMOTE_PREFIXES)
 
 
 _EPS = 1e-6
@@ -144,15 +170,30 @@ def read_source(
         cannot be decoded; ``"skip"`` warns and returns no data instead.
     """
     settings = dict(GDAL_DEFAULTS if env is None else env)
+    remote = is_remote_path(source.path)
+    # keys from this process, never from the graph
+    keys = _cloud.task_credentials(settings) if remote else {}
+    session = _Keys(keys) if keys else None
     method = Resampling[resampling_name(resampling)]
     try:
-        with rasterio.Env(**settings):
+        with rasterio.Env(session=session, **settings):
             return _read(source, grid, method, use_reduced_levels(method, reduced_levels))
     except (RasterioError, OSError, _WrongSize) as error:
         if isinstance(error, _WrongSize):
             problem = (
                 f"band file {source.path} {error}; the file does not belong to this product "
                 "or was replaced: delete the product and download it again"
+            )
+        elif remote:
+            detail = str(error)
+            for secret in keys.values():
+                detail = detail.replace(secret, "***")
+            problem = (
+                f"could not read band file {source.path} ({detail}); check that the object "
+                "exists, that the endpoint answers (AWS_ENDPOINT_URL, AWS_S3_ENDPOINT, "
+                "CDSE_S3_ENDPOINT) and that this process has credentials that may read it "
+                "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or CDSE_S3_ACCESS_KEY/"
+                "CDSE_S3_SECRET_KEY in the environment of every dask worker)"
             )
         else:
             problem = (
@@ -167,6 +208,19 @@ def read_source(
             )
             return np.zeros(grid.shape, dtype=np.uint16)
         raise ProductError(source.product_id or source.path, problem) from error
+
+
+class _Keys(rasterio.session.Session):
+    """Credentials as GDAL settings (rasterio refuses keys among plain settings); no boto3."""
+
+    def __init__(self, options: Mapping[str, str]) -> None:
+        self._options = dict(options)
+
+    def get_credential_options(self) -> dict[str, str]:
+        return dict(self._options)
+
+    def __repr__(self) -> str:  # never show the keys
+        return "_Keys(...)"
 
 
 class _WrongSize(Exception):
@@ -219,7 +273,7 @@ def _open(path: str, **options: object) -> Iterator[rasterio.io.DatasetReader]:
     key = (path, tuple(sorted(options.items())), _signature(path))
     dataset = cache.pop(key, None)
     if dataset is None or dataset.closed:
-        if path.startswith("/vsizip/"):
+        if path.startswith("/vsizip/") and not is_remote_path(path):  # remote: REMOTE_GDAL
             with rasterio.Env(**ZIP_CACHE):
                 dataset = rasterio.open(path, sharing=False, **options)
         else:

@@ -8,7 +8,7 @@ The function only wires the stages together: metadata -> plan
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,9 +16,10 @@ import pandas as pd
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 
+from . import _cloud
 from ._graph import cube_array
 from ._plan import PERCENT_COORDS, CubePlan, plan_cube
-from ._read import capture_env
+from ._read import capture_env, is_remote_path
 from .aoi import read_aoi
 from .exceptions import SentinelCubeError
 from .safe import Product, read_product
@@ -42,6 +43,7 @@ def open_cube(
     groupby: str | None = "solar_day",
     on_error: str = "raise",
     reduced_levels: bool | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> xr.DataArray:
     """Stack the bands of Sentinel-2 products into a lazy ``(time, band, y, x)`` cube.
 
@@ -117,6 +119,18 @@ def open_cube(
         resampling of the full-resolution pixels. Class bands never use levels.
         A file that exposes no such level (small images) is read at full
         resolution.
+    storage_options
+        For products on object storage (``s3://bucket/prefix/NAME.SAFE`` or
+        ``.zip``; ``https://`` URLs need none): ``key``, ``secret``, ``token``,
+        ``profile``, ``endpoint_url``, ``region_name``, ``anon``, overriding the
+        environment (``AWS_*`` variables and profiles, ``AWS_ENDPOINT_URL``, GDAL's
+        ``AWS_S3_ENDPOINT``/``AWS_HTTPS``/``AWS_VIRTUAL_HOSTING``, ``CDSE_S3_*``).
+        The dask graph carries the endpoint, HTTPS and addressing settings but
+        never the keys: tasks in this process (the default threaded scheduler) use
+        the keys given here or found on the client; tasks on other machines or
+        processes (``dask.distributed``) take them from *their own* environment,
+        so set ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` (or ``AWS_PROFILE``,
+        or ``CDSE_S3_ACCESS_KEY``/``CDSE_S3_SECRET_KEY``) on the workers.
 
     Returns
     -------
@@ -151,7 +165,7 @@ def open_cube(
     """
     if on_error not in ("raise", "skip"):
         raise SentinelCubeError(f"on_error={on_error!r}: use 'raise' or 'skip'")
-    items = to_products(products, bands)
+    items = to_products(products, bands, storage_options=storage_options)
     area = None if aoi is None else read_aoi(aoi)
     plan = plan_cube(
         items,
@@ -165,16 +179,32 @@ def open_cube(
         units=units,
         groupby=groupby,
     )
-    data = cube_array(plan, env=capture_env(), on_error=on_error, reduced_levels=reduced_levels)
+    remote = None
+    if any(is_remote_path(b.path) for item in items for b in item.bands.values()):
+        remote = _cloud.settings(storage_options)
+        if storage_options:  # explicit keys: for this process's tasks, not in the graph
+            _cloud.register_credentials(remote)
+    data = cube_array(
+        plan, env=capture_env(remote), on_error=on_error, reduced_levels=reduced_levels
+    )
     return _wrap(plan, data)
 
 
-def to_products(products: Any, bands: Sequence[str] | str | None = None) -> list[Product]:
-    """Normalise ``products`` (GeoDataFrame, paths or Products) to a list of Products."""
+def to_products(
+    products: Any,
+    bands: Sequence[str] | str | None = None,
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+) -> list[Product]:
+    """Normalise ``products`` (GeoDataFrame, paths, URLs or Products) to a list of Products."""
+
+    def read(path: Any) -> Product:
+        return read_product(path, require_bands=None, storage_options=storage_options)
+
     if isinstance(products, Product):
         return [products]
     if isinstance(products, str | os.PathLike):
-        return [read_product(products, require_bands=None)]
+        return [read(products)]
     if isinstance(products, pd.DataFrame):
         if "path" not in products.columns:
             raise SentinelCubeError(
@@ -184,14 +214,14 @@ def to_products(products: Any, bands: Sequence[str] | str | None = None) -> list
         if products["path"].isna().any():
             missing = list(products.index[products["path"].isna()])[:3]
             raise SentinelCubeError(f"products {missing} have no local path: download them first")
-        return [read_product(path, require_bands=None) for path in products["path"]]
+        return [read(path) for path in products["path"]]
     if isinstance(products, Iterable):
         items = []
         for item in products:
             if isinstance(item, Product):
                 items.append(item)
             elif isinstance(item, str | os.PathLike):
-                items.append(read_product(item, require_bands=None))
+                items.append(read(item))
             else:
                 raise SentinelCubeError(
                     f"products holds a {type(item).__name__}; expected paths or Products"

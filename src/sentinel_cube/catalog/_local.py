@@ -6,14 +6,17 @@ import hashlib
 import os
 import pickle
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
 
+from .. import _cloud
 from ..exceptions import CatalogError, ProductError, SentinelCubeWarning
 from ..safe import Product, read_product
+from ..safe._container import MTD_RE as _MTD_RE
+from ..safe._remote import filesystem, remote_error
 from ..schema import products_frame
 from ._base import Catalog
 from ._query import SearchQuery
@@ -50,6 +53,17 @@ class LocalCatalog(Catalog):
     cache_dir : str or Path, optional
         Where the cache lives; default ``$XDG_CACHE_HOME/sentinel_cube`` or
         ``~/.cache/sentinel_cube``.
+    storage_options : dict, optional
+        For an ``s3://`` root: ``key``, ``secret``, ``token``, ``profile``,
+        ``endpoint_url``, ``region_name``, ``anon``, overriding the environment
+        (see :func:`sentinel_cube.safe.read_product`).
+
+    Notes
+    -----
+    ``root`` may be an ``s3://bucket/prefix``: one listing finds the products by
+    key (``.zip`` objects, folders holding a product ``MTD_MSIL*.xml``) and each
+    new or changed product's metadata is read with ranged GETs, never its pixels;
+    the ``path`` column then holds ``s3://`` URLs that ``open_cube`` reads in place.
 
     Examples
     --------
@@ -65,21 +79,38 @@ class LocalCatalog(Catalog):
         require_bands: str | Sequence[str] | None = "all",
         cache: bool = True,
         cache_dir: str | os.PathLike[str] | None = None,
+        storage_options: Mapping[str, Any] | None = None,
     ) -> None:
-        self.root = Path(root).expanduser()
-        if not self.root.is_dir():
-            raise CatalogError(
-                f"LocalCatalog root {str(self.root)!r} is not a folder: pass the folder that "
-                "holds your .SAFE folders or .zip products"
-            )
         self.require_bands = require_bands
+        self._storage_options = dict(storage_options or {})
+        #: ``s3://bucket/prefix`` (without secrets) when the archive is on object storage
+        self.url: str | None = None
+        self._sizes: dict[str, int] = {}
+        if _cloud.is_remote(os.fspath(root)):
+            url = os.fspath(root).rstrip("/")
+            if not url.lower().startswith("s3://"):
+                raise CatalogError(
+                    f"LocalCatalog root {_cloud.redact(url)!r}: only s3:// prefixes can be "
+                    "listed; pass the URLs of HTTP products to read_product or open_cube"
+                )
+            self.url = _cloud.redact(url)
+            self.root: Path = Path(".")
+            identity = self.url
+        else:
+            self.root = Path(root).expanduser()
+            if not self.root.is_dir():
+                raise CatalogError(
+                    f"LocalCatalog root {str(self.root)!r} is not a folder: pass the folder "
+                    "that holds your .SAFE folders or .zip products"
+                )
+            identity = str(self.root.resolve())
         self._cache_path: Path | None = None
         if cache:
-            key = hashlib.sha1(str(self.root.resolve()).encode()).hexdigest()[:16]
+            key = hashlib.sha1(identity.encode()).hexdigest()[:16]
             self._cache_path = Path(cache_dir or _default_cache_dir()) / f"local-{key}.pickle"
 
     def __repr__(self) -> str:
-        return f"LocalCatalog({str(self.root)!r})"
+        return f"LocalCatalog({self.url or str(self.root)!r})"
 
     # -- listing -------------------------------------------------------------------------
     def products(self) -> list[Product]:
@@ -87,15 +118,23 @@ class LocalCatalog(Catalog):
         cache = self._load_cache()
         fresh: dict[str, tuple[Any, Product | str]] = {}
         good: list[Product] = []
-        for path in self._candidates():
+        candidates: Iterable[tuple[Path | str, Any]]
+        if self.url is not None:
+            candidates = self._remote_candidates()
+        else:
+            candidates = ((path, _signature(path)) for path in self._candidates())
+        for path, signature in candidates:
             key = str(path)
-            signature = _signature(path)
             hit = cache.get(key)
             if hit is not None and hit[0] == signature:
                 outcome = hit[1]
             else:
                 try:
-                    outcome = read_product(path, require_bands=self.require_bands)
+                    outcome = read_product(
+                        path,
+                        require_bands=self.require_bands,
+                        storage_options=self._storage_options,
+                    )
                 except ProductError as error:
                     outcome = str(error)
             fresh[key] = (signature, outcome)
@@ -110,15 +149,17 @@ class LocalCatalog(Catalog):
     def _search(self, query: SearchQuery) -> gpd.GeoDataFrame:
         """Every product under ``root``, with its size on disk."""
         frame = products_frame(self.products(), sizes=None)
-        frame["size"] = [_size(Path(p)) for p in frame["path"]]
+        frame["size"] = [
+            self._sizes.get(p) if _cloud.is_remote(p) else _size(Path(p)) for p in frame["path"]
+        ]
         frame["size"] = frame["size"].astype("Int64")
         return frame
 
     def download(  # type: ignore[override]  # nothing to fetch: the paths are the answer
         self, products: gpd.GeoDataFrame, directory: Any = None, bands: Any = None
     ) -> list[Path]:
-        """Local products need no download: return their paths."""
-        return [Path(p) for p in products["path"]]
+        """Local products need no download: return their paths (URLs on object storage)."""
+        return [p if _cloud.is_remote(p) else Path(p) for p in products["path"]]
 
     # -- internals -----------------------------------------------------------------------
     def _candidates(self) -> Iterator[Path]:
@@ -138,6 +179,56 @@ class LocalCatalog(Catalog):
                         stacklevel=3,
                     )
                 yield from found
+
+    def _remote_candidates(self) -> list[tuple[str, Any]]:
+        """Products under the ``s3://`` prefix, found by key in one listing.
+
+        A ``.zip`` is a product; so is the folder holding a ``MTD_MSIL1C.xml`` or
+        ``MTD_MSIL2A.xml``. The signature of each (keys, sizes and ETags of its objects)
+        comes from the same listing, so an unchanged product is not read again.
+        """
+        assert self.url is not None
+        remote = _cloud.settings(self._storage_options)
+        fs = filesystem(self.url, remote)
+        fs.invalidate_cache()
+        try:
+            listing = fs.find(self.url, detail=True)
+        except Exception as exc:
+            error = remote_error(self.url, exc, remote, "listing the archive")
+            raise CatalogError(f"LocalCatalog {error}") from None
+        objects = {
+            key: info
+            for key, info in listing.items()
+            if not any(part.startswith(".") for part in key.split("/")[1:])
+        }
+        roots: dict[str, list[tuple[str, int, str]]] = {}
+        for key in objects:
+            folder, _, name = key.rpartition("/")
+            if _MTD_RE.match(name):
+                roots.setdefault(folder, [])
+        found: list[tuple[str, Any]] = []
+        self._sizes = {}
+        for key, info in sorted(objects.items()):
+            size, tag = int(info.get("size") or 0), str(info.get("ETag") or "")
+            owner = next((r for r in roots if key.startswith(r + "/")), None)
+            if owner is not None:
+                roots[owner].append((key[len(owner) + 1 :], size, tag))
+            elif key.lower().endswith(".zip"):
+                url = f"s3://{key}"
+                self._sizes[url] = size
+                found.append((url, (size, tag)))
+        for root, members in roots.items():
+            url = f"s3://{root}"
+            self._sizes[url] = sum(size for _, size, _ in members)
+            found.append((url, tuple(sorted(members))))
+        if not found:
+            warnings.warn(
+                f"{self.url} holds no Sentinel-2 product (no .zip, no MTD_MSIL1C.xml or "
+                "MTD_MSIL2A.xml)",
+                SentinelCubeWarning,
+                stacklevel=3,
+            )
+        return sorted(found, key=lambda item: item[0])
 
     def _load_cache(self) -> dict[str, tuple[Any, Product | str]]:
         if self._cache_path is None or not self._cache_path.exists():

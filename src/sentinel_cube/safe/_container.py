@@ -256,13 +256,22 @@ def _unsafe_member(info: zipfile.ZipInfo) -> str | None:
 class ZipContainer(ProductContainer):
     """A product in a zip, read in place: members by :mod:`zipfile`, rasters by ``/vsizip/``."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(
+        self, path: str, stream: IO[bytes] | None = None, gdal_archive: str | None = None
+    ) -> None:
         self.path = path
+        #: the archive as GDAL names it (``/vsis3/...`` for a remote one); default ``path``
+        self._gdal_archive = gdal_archive or path
+        self._stream = stream
         try:
-            self._zip = zipfile.ZipFile(path)
+            self._zip = zipfile.ZipFile(path if stream is None else stream)
         except ZIP_ERRORS as exc:
             try:
-                with open(path, "rb") as stream:
+                if stream is None:
+                    with open(path, "rb") as local:
+                        looks_like_zip = local.read(4) == b"PK\x03\x04"
+                else:
+                    stream.seek(0)
                     looks_like_zip = stream.read(4) == b"PK\x03\x04"
             except OSError:
                 looks_like_zip = False
@@ -368,11 +377,14 @@ class ZipContainer(ProductContainer):
 
     def gdal_path(self, member: str) -> str:
         # GDAL finds the archive by its .zip suffix; other names need the {} syntax.
-        archive = self.path if self.path.lower().endswith(".zip") else "{" + self.path + "}"
+        path = self._gdal_archive
+        archive = path if path.lower().endswith(".zip") else "{" + path + "}"
         return f"/vsizip/{archive}/{self.prefix}{member}"
 
     def close(self) -> None:
         self._zip.close()
+        if self._stream is not None:
+            self._stream.close()
 
 
 def open_container(path: str) -> ProductContainer:

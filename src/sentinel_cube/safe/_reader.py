@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import os
 import posixpath
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import antimeridian
 from affine import Affine
@@ -24,13 +25,14 @@ from shapely.geometry import Polygon
 from shapely.geometry.base import BaseGeometry
 from shapely.geometry.polygon import orient
 
-from .. import mgrs
+from .. import _cloud, mgrs
 from ..bands import NATIVE_RESOLUTION, SPECTRAL_BANDS, normalize_band
 from ._container import MTD_RE, REDOWNLOAD, ZIP_ERRORS, ProductContainer, open_container
 from ._georef import FileGrid, GeoreferenceError, read_file_grid
 from ._model import BandFile, Product
 from ._names import parse_band_file, parse_product_name, tile_from_name
 from ._product_mtd import ProductMetadata, parse_product_metadata
+from ._remote import open_remote_container
 from ._tile_mtd import TileMetadata, parse_tile_metadata
 from ._xml import MetadataError
 
@@ -224,6 +226,8 @@ def _grid(
 def read_product(
     path: str | os.PathLike[str],
     require_bands: str | Iterable[str] | None = "all",
+    *,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> Product:
     """Read the metadata of a Sentinel-2 L1C or L2A product.
 
@@ -239,13 +243,23 @@ def read_product(
         metadata of incomplete or metadata-only products); a list such as
         ``["B04", "B08", "SCL"]``: those. Absent files never raise beyond this and
         are reported in :attr:`Product.missing_bands`.
+    storage_options : dict, optional
+        For ``s3://`` products: ``key``, ``secret``, ``token``, ``profile``,
+        ``endpoint_url``, ``region_name``, ``anon``, overriding the environment
+        (``AWS_*`` variables and profiles, ``AWS_ENDPOINT_URL``, GDAL's
+        ``AWS_S3_ENDPOINT``, ``CDSE_S3_*``; see :mod:`sentinel_cube._cloud`).
 
     Returns
     -------
     Product
         With band paths GDAL opens: absolute file paths for folders,
-        ``/vsizip/{zip}/{member}`` for zips. Band grids come from ``MTD_TL.xml``;
-        without it, from the header of one band file per resolution.
+        ``/vsizip/{zip}/{member}`` for zips; for products on object storage or
+        HTTP (``s3://bucket/prefix/NAME.SAFE`` or ``.zip``, ``https://.../NAME.zip``,
+        read in place) ``/vsis3/``, ``/vsicurl/`` or ``/vsizip//vsis3/...`` paths,
+        and :attr:`Product.path` is the URL without any secret. A remote ``.SAFE``
+        folder is not listed: a band file missing from it is reported when read.
+        Band grids come from ``MTD_TL.xml``; without it, from the header of one
+        band file per resolution.
 
     Raises
     ------
@@ -268,8 +282,12 @@ def read_product(
     '/vsizip//data/S2B_..._20230810T124346.zip/S2B_..._20230810T124346.SAFE/GRANULE/.../B04_10m.jp2'
     """
     required = _normalize_required(require_bands)
-    absolute = os.path.abspath(os.path.expanduser(os.fspath(path)))
-    source = open_container(absolute)
+    text = os.fspath(path)
+    source: ProductContainer
+    if _cloud.is_remote(text):
+        source = open_remote_container(text, _cloud.settings(storage_options))
+    else:
+        source = open_container(os.path.abspath(os.path.expanduser(text)))
     try:
         return _read(source, required)
     finally:

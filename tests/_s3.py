@@ -1,0 +1,149 @@
+"""Object storage and HTTP on the loopback for tests: moto's S3 server and a range server.
+
+- :class:`S3Server`: moto's standalone S3 (the real protocol: signed requests, ranged
+  GETs, listings) on ``127.0.0.1`` on a free port, in a thread, behind a small WSGI
+  gate that records every request (method, path, ``Range``, bytes sent) and refuses
+  requests not signed with the expected access key id, as S3 does
+  (``InvalidAccessKeyId``; moto itself accepts any key).
+- :class:`FileServer`: a folder served over HTTP with ``Range`` support (the loopback
+  machinery of :mod:`sentinel_cube.testing.servers`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+from moto.server import DomainDispatcherApplication, create_backend_app
+from werkzeug.serving import make_server
+
+from sentinel_cube.testing.servers._loopback import LoopbackServer, send_file
+
+KEY_ID = "AKIALOOPBACKTESTKEY1"
+SECRET = "loopback-secret-Zq8v3T0pW"
+BUCKET = "products"
+REGION = "us-east-1"
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    range: str | None
+    sent: int
+
+
+class _Gate:
+    """WSGI middleware: log requests, refuse any other access key id than ``key_id``."""
+
+    def __init__(self, app: Any, key_id: str) -> None:
+        self.app = app
+        self.key_id = key_id
+        self.log: list[Request] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        auth = environ.get("HTTP_AUTHORIZATION", "")
+        entry = Request(
+            environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""), environ.get("HTTP_RANGE"), 0
+        )
+        with self.lock:
+            self.log.append(entry)
+        if f"Credential={self.key_id}/" not in auth:
+            body = (
+                b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>InvalidAccessKeyId</Code>'
+                b"<Message>The AWS Access Key Id you provided does not exist in our records."
+                b"</Message></Error>"
+            )
+            start_response(
+                "403 Forbidden",
+                [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))],
+            )
+            entry.sent = len(body)
+            return [body]
+        chunks = self.app(environ, start_response)
+        out = []
+        for chunk in chunks:
+            entry.sent += len(chunk)
+            out.append(chunk)
+        return out
+
+
+class S3Server:
+    """moto's S3 on the loopback, with a request log and an access key check."""
+
+    def __init__(self) -> None:
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
+        self.gate = _Gate(DomainDispatcherApplication(create_backend_app), KEY_ID)
+        self._server = make_server("127.0.0.1", 0, self.gate, threaded=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def start(self) -> S3Server:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._thread.join()
+
+    @property
+    def endpoint_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def log(self) -> list[Request]:
+        return self.gate.log
+
+    def client(self) -> Any:
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=KEY_ID,
+            aws_secret_access_key=SECRET,
+            region_name=REGION,
+        )
+
+    def upload(self, local: Path, prefix: str, bucket: str = BUCKET) -> str:
+        """Upload a file or a folder (as ``prefix/NAME/...``); return its ``s3://`` URL."""
+        client = self.client()
+        if local.is_file():
+            key = f"{prefix}/{local.name}"
+            client.upload_file(str(local), bucket, key)
+            return f"s3://{bucket}/{key}"
+        for path in sorted(local.rglob("*")):
+            if path.is_file():
+                key = f"{prefix}/{local.name}/{path.relative_to(local).as_posix()}"
+                client.upload_file(str(path), bucket, key)
+        return f"s3://{bucket}/{prefix}/{local.name}"
+
+    def env(self) -> dict[str, str]:
+        """Environment variables a user of this endpoint sets."""
+        return {
+            "AWS_ACCESS_KEY_ID": KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": SECRET,
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_REGION": REGION,
+        }
+
+
+class FileServer(LoopbackServer):
+    """Serve the files under ``root`` at ``/<relative path>``, honouring ``Range``."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        self.root = root
+
+    def handle(self, handler: Any, method: str) -> None:
+        relative = handler.path.split("?", 1)[0].lstrip("/")
+        path = (self.root / relative).resolve()
+        if self.root.resolve() not in path.parents or not path.is_file():
+            handler.send_response(404)
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return
+        send_file(handler, self, path.read_bytes(), path.name, head=method == "HEAD")
