@@ -448,3 +448,15 @@ def test_a_full_disk_is_a_clear_error_and_the_rerun_resumes(archive, tmp_path, m
     report = to_zarr(_cube(archive), store, progress=False, lock_timeout=0)  # lock released
     assert len(report.written) == len(DATES) - 1
     _assert_same(open_zarr(store).compute(), _cube(archive).compute())
+
+
+def test_a_users_own_xarray_copy_of_a_cube_is_never_replaced(archive, tmp_path):
+    """It carries our attributes but no ledger, and holds data: not ours to touch."""
+    store = tmp_path / "mine.zarr"
+    _cube(archive).compute().to_dataset(name="reflectance").to_zarr(
+        store, zarr_format=3, consolidated=False
+    )
+    files = {p: p.read_bytes() for p in store.rglob("*") if p.is_file()}
+    with pytest.raises(SentinelCubeError, match="not a sentinel_cube cube store"):
+        to_zarr(_cube(archive), store, progress=False)
+    assert {p: p.read_bytes() for p in store.rglob("*") if p.is_file()} == files

@@ -129,7 +129,13 @@ def state(path: Path) -> str:
             return "ours"
     with contextlib.suppress(Exception):
         for _, array in group.arrays():
-            if "sentinel_cube_units" in array.attrs:
+            # our cube without a ledger and without a single chunk written: a creation by
+            # an earlier version, killed before its ledger (anything holding data, e.g. a
+            # user's own xarray copy of a cube, is someone else's and never touched)
+            chunks = path / array.path / "c"
+            if "sentinel_cube_units" in array.attrs and not (
+                chunks.is_dir() and any(chunks.iterdir())
+            ):
                 return "interrupted"
     return "foreign"
 
