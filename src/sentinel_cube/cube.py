@@ -23,6 +23,7 @@ from ._read import capture_env, is_remote_path
 from .aoi import read_aoi
 from .exceptions import SentinelCubeError
 from .safe import Product, read_product
+from .schema import S3PATH
 
 __all__ = ["open_cube", "to_products"]
 
@@ -53,9 +54,11 @@ def open_cube(
     Parameters
     ----------
     products
-        The products GeoDataFrame of a catalogue search (its ``path`` column),
-        a list of product paths (``.SAFE`` folders or ``.zip``), or a list of
-        :class:`~sentinel_cube.safe.Product`.
+        The products GeoDataFrame of a catalogue search (its ``path`` column;
+        rows without one but with an ``s3path``, as a CDSE search gives, are read
+        in place from object storage when S3 credentials are configured, see
+        ``storage_options``), a list of product paths or URLs (``.SAFE`` folders
+        or ``.zip``), or a list of :class:`~sentinel_cube.safe.Product`.
     bands
         Band names (``"B04"``, ``"B8A"``, ``"SCL"``...). Bands of another native
         resolution are resampled to ``resolution``.
@@ -206,15 +209,7 @@ def to_products(
     if isinstance(products, str | os.PathLike):
         return [read(products)]
     if isinstance(products, pd.DataFrame):
-        if "path" not in products.columns:
-            raise SentinelCubeError(
-                "the products table has no 'path' column: download the products first "
-                "(catalog.download) or search a LocalCatalog"
-            )
-        if products["path"].isna().any():
-            missing = list(products.index[products["path"].isna()])[:3]
-            raise SentinelCubeError(f"products {missing} have no local path: download them first")
-        return [read(path) for path in products["path"]]
+        return [read(location) for location in _table_locations(products, storage_options)]
     if isinstance(products, Iterable):
         items = []
         for item in products:
@@ -230,6 +225,63 @@ def to_products(
     raise SentinelCubeError(
         f"products is a {type(products).__name__}; expected a products GeoDataFrame, "
         "a list of product paths or a list of Products"
+    )
+
+
+#: Where CDSE users create the S3 keys that read its ``eodata`` bucket.
+CDSE_S3_KEYS_PAGE = "https://eodata-s3keysmanager.dataspace.copernicus.eu/"
+
+
+def _table_locations(
+    products: pd.DataFrame, storage_options: Mapping[str, Any] | None
+) -> list[str]:
+    """Where to read each row of a products table: its local ``path``, else its ``s3path``.
+
+    A row without ``path`` but with an ``s3path`` (a CDSE search) is read in place
+    from object storage, which needs S3 credentials and an S3 endpoint (resolved by
+    :func:`sentinel_cube._cloud.settings`: ``storage_options``, the ``AWS_*``
+    variables, or ``CDSE_S3_ACCESS_KEY``/``CDSE_S3_SECRET_KEY`` with CDSE's endpoint).
+    """
+    columns = [c for c in ("path", S3PATH) if c in products.columns]
+    if not columns:
+        raise SentinelCubeError(
+            "the products table has no 'path' column: download the products first "
+            "(catalog.download) or search a LocalCatalog"
+        )
+    local = products["path"] if "path" in columns else pd.Series(pd.NA, index=products.index)
+    remote = products[S3PATH] if S3PATH in columns else pd.Series(pd.NA, index=products.index)
+    neither = local.isna() & remote.isna()
+    if neither.any():
+        missing = list(products.index[neither])[:3]
+        raise SentinelCubeError(f"products {missing} have no local path: download them first")
+    in_place = local.isna()
+    if in_place.any():
+        _check_s3_access(list(products.index[in_place]), storage_options)
+    return [str(r) if pd.isna(p) else str(p) for p, r in zip(local, remote, strict=True)]
+
+
+def _check_s3_access(product_ids: list[Any], storage_options: Mapping[str, Any] | None) -> None:
+    """Raise a clear error when products can only be read on S3 and S3 is not set up."""
+    remote = _cloud.settings(storage_options)
+    if (remote.has_credentials or remote.anon) and remote.endpoint is not None:
+        return
+    count = len(product_ids)
+    shown = ", ".join(str(p) for p in product_ids[:3]) + (
+        f" and {count - 3} more" if count > 3 else ""
+    )
+    if remote.has_credentials:  # keys of another service, for AWS itself
+        problem = (
+            "S3 keys are set but no S3 endpoint (AWS_ACCESS_KEY_ID/AWS_PROFILE take "
+            "precedence over CDSE_S3_ACCESS_KEY, and these products are not on AWS)"
+        )
+    else:
+        problem = "no S3 credentials are configured"
+    raise SentinelCubeError(
+        f"{count} product(s) have no local path, only a copy on object storage "
+        f"({shown}), and {problem}: download them (catalog.download(products, directory)) "
+        "and search the directory with LocalCatalog, or set CDSE_S3_ACCESS_KEY and "
+        f"CDSE_S3_SECRET_KEY (create them at {CDSE_S3_KEYS_PAGE}) to read them in place "
+        "(or pass storage_options with key, secret and endpoint_url)"
     )
 
 

@@ -17,7 +17,7 @@ import pandas as pd
 if TYPE_CHECKING:
     from .safe import Product
 
-__all__ = ["COLUMNS", "empty_products", "normalize_products", "products_frame"]
+__all__ = ["COLUMNS", "S3PATH", "empty_products", "normalize_products", "products_frame"]
 
 #: Core columns and their pandas dtypes, in display order.
 COLUMNS: dict[str, str] = {
@@ -46,6 +46,11 @@ COLUMNS: dict[str, str] = {
 }
 
 INDEX_NAME = "product_id"
+
+#: Optional column of back-ends whose products also sit on object storage (CDSE): the
+#: product's ``s3://bucket/.../NAME.SAFE`` URL, read in place by ``open_cube`` when a
+#: row has no local ``path`` and S3 credentials are configured. Never holds credentials.
+S3PATH = "s3path"
 
 _LEVEL_NAMES = {"L1C": "Level-1C", "L2A": "Level-2A"}
 

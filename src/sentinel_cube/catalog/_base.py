@@ -120,7 +120,9 @@ class Catalog(ABC):
         geopandas.GeoDataFrame
             One row per product, indexed by product id, sorted by time then tile;
             see :mod:`sentinel_cube.schema`. Empty (with all columns) when nothing
-            matches.
+            matches. Back-ends whose products also sit on object storage add an
+            ``s3path`` column (:data:`sentinel_cube.schema.S3PATH`) that
+            :func:`~sentinel_cube.open_cube` reads in place when a row has no ``path``.
         """
         query = SearchQuery.from_arguments(
             aoi, date, platformname, producttype, cloudcoverpercentage, tileid,

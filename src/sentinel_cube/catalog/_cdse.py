@@ -138,11 +138,28 @@ class CDSECatalog(Catalog):
         hundred kB, in parallel; needs an account) to fill the vegetation, water,
         snow and other percentages the CDSE catalogue does not have.
 
+        Every product also sits on CDSE's S3 (bucket ``eodata``); its ``s3path``
+        column holds that ``s3://eodata/Sentinel-2/.../NAME.SAFE`` URL, so
+        :func:`~sentinel_cube.open_cube` reads the search result in place, with no
+        download, when S3 keys are configured (``CDSE_S3_ACCESS_KEY`` and
+        ``CDSE_S3_SECRET_KEY``, from the CDSE S3 keys manager; endpoint
+        ``eodata.dataspace.copernicus.eu`` or ``CDSE_S3_ENDPOINT``). Without them
+        ``open_cube`` says to download the products or set the keys.
+
         Returns
         -------
         geopandas.GeoDataFrame
-            The products table plus ``uuid`` (CDSE product id), ``blake3`` and
-            ``catalog`` columns; ``checksum`` is the product zip's MD5.
+            The products table plus ``uuid`` (CDSE product id), ``blake3``,
+            ``catalog`` and ``s3path`` columns; ``checksum`` is the product zip's MD5.
+
+        Examples
+        --------
+        >>> import sentinel_cube as sc
+        >>> products = sc.CDSECatalog().search("budapest.geojson", date="2023-08-10",
+        ...                                    producttype="S2MSI2A")  # doctest: +SKIP
+        >>> products["s3path"].iloc[0]  # doctest: +SKIP
+        's3://eodata/Sentinel-2/MSI/L2A/2023/08/10/S2B_MSIL2A_20230810T...SAFE'
+        >>> cube = sc.open_cube(products, bands=["B04", "B08"])  # CDSE_S3_* set  # doctest: +SKIP
         """
         frame = super().search(*args, **kwargs)
         return self.enrich(frame) if enrich and len(frame) else frame

@@ -31,7 +31,7 @@ from shapely.geometry import shape
 from ..aoi import aoi_hull
 from ..mgrs import tile_epsg
 from ..safe._names import parse_product_name
-from ..schema import INDEX_NAME
+from ..schema import INDEX_NAME, S3PATH
 from ._base import rows_frame
 from ._query import SearchQuery
 
@@ -43,6 +43,7 @@ __all__ = [
     "odata_time",
     "parse_products",
     "percentage_columns",
+    "s3_url",
     "search_params",
 ]
 
@@ -234,6 +235,27 @@ def _checksum(product: Mapping[str, Any], algorithm: str) -> str | None:
     return None
 
 
+def s3_url(s3path: Any) -> str | None:
+    """The ``s3://`` URL of a product from the ``S3Path`` CDSE publishes for it.
+
+    ``S3Path`` is ``/<bucket>/<key>`` on CDSE's S3 (bucket ``eodata``). Anything that
+    is not such a path (missing, empty, no key, ``..`` segments, a URL) gives None.
+
+    Examples
+    --------
+    >>> s3_url("/eodata/Sentinel-2/MSI/L2A/2023/08/10/NAME.SAFE")
+    's3://eodata/Sentinel-2/MSI/L2A/2023/08/10/NAME.SAFE'
+    >>> s3_url(None), s3_url(""), s3_url("/eodata/../etc"), s3_url("/eodata")
+    (None, None, None, None)
+    """
+    if not isinstance(s3path, str) or "://" in s3path:
+        return None
+    parts = [p for p in s3path.strip().strip("/").split("/") if p]
+    if len(parts) < 2 or any(p in (".", "..") or "\\" in p for p in parts):
+        return None
+    return "s3://" + "/".join(parts)
+
+
 def product_row(product: Mapping[str, Any], catalog: str = "cdse") -> dict[str, Any]:
     """One products-table row (sentinelsat column names) from a CDSE OData product."""
     name = str(product["Name"])
@@ -274,6 +296,7 @@ def product_row(product: Mapping[str, Any], catalog: str = "cdse") -> dict[str, 
         "uuid": product.get("Id"),
         "blake3": _checksum(product, "BLAKE3"),
         "catalog": catalog,
+        S3PATH: s3_url(product.get("S3Path")),
         "geometry": _geometry(product),
     }
 
@@ -282,7 +305,9 @@ def parse_products(values: Sequence[Mapping[str, Any]], catalog: str = "cdse") -
     """The products table from the ``value`` list of CDSE ``Products`` pages.
 
     Extra columns: ``uuid`` (the CDSE product ``Id``, needed to download),
-    ``blake3`` (the BLAKE3 checksum; ``checksum`` holds the MD5) and ``catalog``.
+    ``blake3`` (the BLAKE3 checksum; ``checksum`` holds the MD5), ``catalog`` and
+    ``s3path`` (the product's ``s3://eodata/.../NAME.SAFE`` on CDSE's S3, from its
+    ``S3Path``; see :data:`sentinel_cube.schema.S3PATH`).
 
     Examples
     --------
@@ -290,4 +315,5 @@ def parse_products(values: Sequence[Mapping[str, Any]], catalog: str = "cdse") -
     >>> page = json.load(open("cdse-odata/odata_products_s2_l1c_search.json"))  # doctest: +SKIP
     >>> parse_products(page["value"])[["tileid", "cloudcoverpercentage"]]  # doctest: +SKIP
     """
-    return rows_frame((product_row(p, catalog) for p in values), ("uuid", "blake3", "catalog"))
+    extras = ("uuid", "blake3", "catalog", S3PATH)
+    return rows_frame((product_row(p, catalog) for p in values), extras)

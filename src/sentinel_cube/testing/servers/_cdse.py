@@ -64,6 +64,11 @@ class CDSEServer(LoopbackServer):
         Token lifetimes in seconds (``expires_in``, ``refresh_expires_in``).
     redirect_downloads : bool
         Answer downloads with a 302 to ``/zipper/...`` on the same host.
+    s3_prefix : str, optional
+        Where the same products sit on an S3 store, as ``NAME.SAFE`` folders:
+        ``s3://bucket/prefix`` or ``/bucket/prefix``; each product's ``S3Path`` is
+        then ``/bucket/prefix/NAME.SAFE``. Default: CDSE's own layout,
+        ``/eodata/Sentinel-2/MSI/<level>_N0500/<yyyy>/<mm>/<dd>/NAME.SAFE``.
 
     Attributes
     ----------
@@ -85,8 +90,10 @@ class CDSEServer(LoopbackServer):
         access_lifetime: float = 600.0,
         refresh_lifetime: float = 3600.0,
         redirect_downloads: bool = False,
+        s3_prefix: str | None = None,
     ) -> None:
         super().__init__(zips, faults=faults)
+        self.s3_prefix = s3_prefix
         self.users = users or {"user@example.org": "secret"}
         self.access_lifetime = access_lifetime
         self.refresh_lifetime = refresh_lifetime
@@ -182,7 +189,7 @@ class CDSEServer(LoopbackServer):
                 send_json(handler, 404, {"detail": "Product not found"})
                 return
             product.poll()
-            entity = product_json(product, (), self.url)
+            entity = product_json(product, (), self.url, s3_prefix=self.s3_prefix)
             body = {"@odata.context": "$metadata#Products/$entity", **entity}
             send_json(handler, 200, body)
         else:
@@ -213,7 +220,7 @@ class CDSEServer(LoopbackServer):
         body: dict[str, Any] = {"@odata.context": context}
         if params.get("$count") == "true":
             body["@odata.count"] = len(matches)
-        body["value"] = [product_json(p, expand, self.url) for p in page]
+        body["value"] = [product_json(p, expand, self.url, s3_prefix=self.s3_prefix) for p in page]
         if skip + top < len(matches):
             following = [(k, v) for k, v in pairs if k != "$skip"] + [("$skip", str(skip + top))]
             body["@odata.nextLink"] = f"{self.url}/odata/v1/Products?{urlencode(following)}"
@@ -335,15 +342,37 @@ def attributes(product: ServedProduct) -> list[tuple[str, str, Any]]:
     ]  # fmt: skip
 
 
+def s3_path(product: ServedProduct, s3_prefix: str | None = None) -> str:
+    """The ``S3Path`` of a product: under ``s3_prefix``, else where CDSE keeps it.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> s3_path(SimpleNamespace(name="NAME"), "s3://eodata/tests/")
+    '/eodata/tests/NAME.SAFE'
+    """
+    if s3_prefix is not None:
+        prefix = s3_prefix.removeprefix("s3://").strip("/")
+        return f"/{prefix}/{product.name}.SAFE"
+    meta = product.product
+    folder = f"{_LEVEL_FOLDER.get(meta.processing_level, meta.processing_level)}_N0500"
+    return f"/eodata/Sentinel-2/MSI/{folder}/{meta.sensing_start:%Y/%m/%d}/{product.name}.SAFE"
+
+
 def product_json(
-    product: ServedProduct, expand: list[str] | tuple[str, ...] = (), base: str = ""
+    product: ServedProduct,
+    expand: list[str] | tuple[str, ...] = (),
+    base: str = "",
+    *,
+    s3_prefix: str | None = None,
 ) -> dict[str, Any]:
-    """A product as the CDSE OData catalogue writes it (keys in the same order)."""
+    """A product as the CDSE OData catalogue writes it (keys in the same order).
+
+    ``S3Path`` is :func:`s3_path` with ``s3_prefix``.
+    """
     meta = product.product
     generation = meta.generation_time or meta.sensing_start
-    folder = f"{_LEVEL_FOLDER.get(meta.processing_level, meta.processing_level)}_N0500"
-    s3 = (f"/eodata/Sentinel-2/MSI/{folder}/{meta.sensing_start:%Y/%m/%d}/"
-          f"{product.name}.SAFE")  # fmt: skip
+    s3 = s3_path(product, s3_prefix)
     geometry = mapping(meta.footprint)
     body: dict[str, Any] = {
         "@odata.mediaContentType": "application/octet-stream",
