@@ -38,6 +38,11 @@ TIME_ENCODING = {
 COORD_CHUNK = 4096
 
 
+def nanoseconds(times: Any) -> np.ndarray:
+    """Times as int64 nanoseconds since 1970-01-01: how the store encodes them."""
+    return np.asarray(times, dtype="datetime64[ns]").astype(np.int64)
+
+
 def empty_dataset(cube: xr.DataArray, name: str, block: tuple[int, int]) -> xr.Dataset:
     """The cube as a Dataset whose data is a never-computed placeholder."""
     placeholder = da.zeros(cube.shape, dtype=cube.dtype, chunks=(1, 1, *block))
@@ -148,8 +153,8 @@ def read_ledger(path: Path) -> dict[str, Any]:
         # format 1 listed committed slots only; its times were encoded by xarray with
         # units chosen at the first write, so decode them as xarray does
         times = xr.open_zarr(path, consolidated=False, zarr_format=3)["time"].values
-        nanoseconds = np.asarray(times, dtype="datetime64[ns]").astype(np.int64)
-        attrs["steps"] = [[int(s), int(nanoseconds[s])] for s in attrs.get("committed", [])]
+        encoded = nanoseconds(times)
+        attrs["steps"] = [[int(s), int(encoded[s])] for s in attrs.get("committed", [])]
     attrs["steps"] = [(int(s), int(t)) for s, t in attrs["steps"]]
     return attrs
 
@@ -218,7 +223,7 @@ def write_coords(path: Path, cube: xr.DataArray, t: int, slot: int, name: str) -
         if values.dims != ("time",) or coord not in stored:
             continue
         if coord == "time":
-            encoded: Any = np.asarray(values.values[t : t + 1], "datetime64[ns]").astype(np.int64)
+            encoded: Any = nanoseconds(values.values[t : t + 1])
         else:
             encoded = xr.conventions.encode_cf_variable(values.variable[t : t + 1]).values
         stored[str(coord)][slot : slot + 1] = encoded

@@ -217,7 +217,7 @@ def _write_steps(
             )
         _check_compatible(path, ledger, cube, name)  # before anything is written
         layout.even_time_lengths(path)
-        times = _times_ns(cube)
+        times = layout.nanoseconds(cube.time.values)
         committed = {t for _, t in ledger["steps"]}
         pending = [t for t in range(len(times)) if times[t] not in committed]
         skipped = [t for t in range(len(times)) if times[t] in committed]
@@ -289,7 +289,7 @@ def open_zarr(store: str | os.PathLike[str], *, chunks: Any = "auto") -> xr.Data
     cube = dataset[variable].isel(time=[slot for slot, _ in steps])
     if "spatial_ref" not in cube.coords and "spatial_ref" in dataset:  # a data variable there
         cube = cube.assign_coords(spatial_ref=dataset["spatial_ref"])
-    stored = cube.time.values.astype("datetime64[ns]").astype(np.int64)
+    stored = layout.nanoseconds(cube.time.values)
     if not np.array_equal(stored, np.array([t for _, t in steps], dtype=np.int64)):
         raise SentinelCubeError(
             f"{str(path)!r}: the time coordinate disagrees with the store's ledger of committed "
@@ -342,10 +342,6 @@ def _encoding(cube, chunk_y: int, chunk_x: int, codec: str, level: int, shards: 
             raise SentinelCubeError(f"shards={shards} must be a multiple of the chunks")
         encoding["shards"] = (1, 1, shards, shards)
     return encoding
-
-
-def _times_ns(cube: xr.DataArray) -> np.ndarray:
-    return np.asarray(cube.time.values, dtype="datetime64[ns]").astype(np.int64)
 
 
 def _check_compatible(path: Path, ledger: dict[str, Any], cube: xr.DataArray, name: str) -> None:
