@@ -11,8 +11,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,13 +40,22 @@ class Request:
 
 
 class _Gate:
-    """WSGI middleware: log requests, refuse any other access key id than ``key_id``."""
+    """WSGI middleware: log requests, refuse any other access key id than ``key_id``.
+
+    Conditional writes (``If-None-Match``/``If-Match``) are answered one at a time:
+    S3 makes each atomic, while moto checks the condition and writes in two steps
+    that threads could interleave. ``watch`` is called with each changing request
+    (``PUT``/``POST``/``DELETE``) before moto handles it and again after (tests
+    use it to kill a writer at a chosen request).
+    """
 
     def __init__(self, app: Any, key_id: str) -> None:
         self.app = app
         self.key_id = key_id
         self.log: list[Request] = []
         self.lock = threading.Lock()
+        self.conditional = threading.Lock()
+        self.watch: Callable[[Request, bool], None] | None = None
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         auth = environ.get("HTTP_AUTHORIZATION", "")
@@ -65,11 +76,18 @@ class _Gate:
             )
             entry.sent = len(body)
             return [body]
-        chunks = self.app(environ, start_response)
-        out = []
-        for chunk in chunks:
-            entry.sent += len(chunk)
-            out.append(chunk)
+        changing = entry.method in ("PUT", "POST", "DELETE")
+        watch = self.watch if changing else None
+        if watch is not None:
+            watch(entry, False)
+        conditional = "HTTP_IF_MATCH" in environ or "HTTP_IF_NONE_MATCH" in environ
+        with self.conditional if changing and conditional else contextlib.nullcontext():
+            out = []
+            for chunk in self.app(environ, start_response):
+                entry.sent += len(chunk)
+                out.append(chunk)
+        if watch is not None:
+            watch(entry, True)
         return out
 
 

@@ -13,6 +13,9 @@ costs a fork rather than an interpreter start. The driver itself starts no threa
 before forking (forking a threaded process is unsafe); each child does the writing
 with the threaded dask scheduler, exactly as a user's session would.
 
+A store on S3 (``s3://`` in the spec) is killed at its changing requests instead
+(``PutObject``, ``DeleteObject(s)``), just before one is sent or just after its answer.
+
 Results (one JSON line per trial: event count, the event killed at, exit status)
 go to the spec's ``report`` file.
 """
@@ -57,6 +60,38 @@ def _instrument(kill_at: int, after: bool, log: list[str]) -> None:
         setattr(os, name, wrap(name))
 
 
+#: The S3 requests that change a store (everything else only reads).
+_CHANGES = ("put_object", "delete_object", "delete_objects", "copy_object",
+            "complete_multipart_upload")  # fmt: skip
+
+
+def _instrument_s3(kill_at: int, after: bool, log: list[str]) -> None:
+    """Count changing S3 requests; SIGKILL this process at request number ``kill_at``.
+
+    Killed *before* a request, it never reaches the server; *after*, the server
+    applied it but the writer never learnt so.
+    """
+    import s3fs
+
+    real = s3fs.S3FileSystem._call_s3
+    guard = threading.Lock()
+
+    async def call(self, method, *args, **kwargs):
+        if method not in _CHANGES:
+            return await real(self, method, *args, **kwargs)
+        with guard:
+            log.append(f"{method} {kwargs.get('Key', '')}")
+            number = len(log)
+        if number == kill_at and not after:
+            os.kill(os.getpid(), signal.SIGKILL)
+        result = await real(self, method, *args, **kwargs)
+        if number == kill_at and after:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return result
+
+    s3fs.S3FileSystem._call_s3 = call
+
+
 def _ingest(paths: list[str], store: str, spec: dict) -> None:
     cube = open_cube(paths, bands=spec["bands"], resolution=spec["resolution"],
                      chunks=spec["chunks"], bounds=tuple(spec["bounds"]))  # fmt: skip
@@ -81,7 +116,7 @@ def _child(target, *args) -> int:
 
 def _killed_ingest(paths, store, spec, kill_at, after, log_path) -> None:
     log: list[str] = []
-    _instrument(kill_at, after, log)
+    (_instrument_s3 if store.startswith("s3://") else _instrument)(kill_at, after, log)
     try:
         _ingest(paths, store, spec)
     finally:
@@ -93,11 +128,11 @@ def main(spec_path: str) -> None:
     with open(spec_path) as f:
         spec = json.load(f)
     with open(spec["report"], "w") as report:
-        for trial in spec["trials"]:
+        for number, trial in enumerate(spec["trials"]):
             if trial["first"]:  # the store already holds an earlier ingest
                 status = _child(_ingest, trial["first"], trial["store"], spec)
                 assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
-            log_path = trial["store"] + ".events"
+            log_path = f"{spec['report']}.{number}.events"
             status = _child(
                 _killed_ingest, trial["second"], trial["store"], spec,
                 trial["kill_at"], trial["after"], log_path,

@@ -14,6 +14,7 @@ import random
 import subprocess
 import sys
 import textwrap
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -21,6 +22,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from sentinel_cube._store_layout import state
+from sentinel_cube._store_location import StoreLocation
 from sentinel_cube.cube import open_cube
 from sentinel_cube.store import open_zarr, to_zarr
 from sentinel_cube.testing import BUDAPEST_TILES, default_specs, make_archive
@@ -31,6 +34,8 @@ DATES = ("2023-06-06", "2023-06-16", "2023-06-26", "2023-07-06")
 BANDS = ["B04", "B08"]
 #: Trials of each scenario (a fresh store, an append to a store holding two steps).
 TRIALS = 10
+#: Trials of each scenario on the S3 server (each request is slower than a file write).
+TRIALS_S3 = 5
 SEED = 20261201
 
 
@@ -66,7 +71,9 @@ def _run_driver(trials, tmp_path, spec) -> list[dict]:
         env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    return [json.loads(line) for line in report.read_text().splitlines()]
+    results = [json.loads(line) for line in report.read_text().splitlines()]
+    assert all(r["killed"] or r["status"] == 0 for r in results), done.stderr[-3000:]
+    return results
 
 
 def _phase(event: str) -> str:
@@ -84,8 +91,15 @@ def _phase(event: str) -> str:
     return "coords"
 
 
-def _chunk_files(store: Path) -> dict[str, bytes]:
-    folder = store / "reflectance" / "c"
+def _chunk_files(store: str | Path) -> dict[str, bytes]:
+    """The cube's chunk files (or objects), by key relative to the store."""
+    if str(store).startswith("s3://"):
+        loc = StoreLocation(str(store))
+        fs, base = loc.fs(), loc.key()
+        fs.invalidate_cache()
+        keys = fs.find(loc.key("reflectance/c"))
+        return {key[len(base) + 1 :]: fs.cat_file(key) for key in keys}
+    folder = Path(store) / "reflectance" / "c"
     return {str(p.relative_to(store)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
@@ -110,6 +124,31 @@ def _pick(events: list[str], count: int, rng: random.Random) -> list[int]:
 
 @pytest.mark.slow
 def test_sigkill_at_random_moments_leaves_only_complete_steps_and_resumes(archive, spec, tmp_path):
+    _sigkill_trials(archive, spec, tmp_path, lambda name: str(tmp_path / name), TRIALS)
+
+
+@pytest.mark.slow
+def test_sigkill_during_s3_requests_leaves_only_complete_steps_and_resumes(
+    archive, spec, tmp_path, s3_env
+):
+    client = s3_env.client()
+
+    def place(name: str) -> str:
+        # a bucket per store: moto lists a bucket in time linear in all its keys
+        bucket = f"faults-{uuid.uuid4().hex[:12]}"
+        client.create_bucket(Bucket=bucket)
+        return f"s3://{bucket}/{name}"
+
+    _sigkill_trials(archive, spec, tmp_path, place, TRIALS_S3)
+
+
+def _sigkill_trials(archive, spec, tmp_path, place, trials_per_scenario: int) -> None:
+    """Kill ingests at seeded moments; each store must hold complete steps and resume.
+
+    ``place(name)`` gives a store's location (a folder or an ``s3://`` URL); the
+    references are local stores, so an S3 store is also compared with a folder's
+    chunk files byte for byte.
+    """
     rng = random.Random(SEED)
     first = _by_date(archive, DATES[:2])
     full = _by_date(archive, DATES)
@@ -120,55 +159,60 @@ def test_sigkill_at_random_moments_leaves_only_complete_steps_and_resumes(archiv
             to_zarr(_cube(before, spec), reference, progress=False)
         to_zarr(_cube(full, spec), reference, progress=False)
         references[scenario] = reference
-    # count the file changes of an uninterrupted run of each scenario
+    # count the changes (files or requests) of an uninterrupted run of each scenario
     counting = [
-        {"first": before, "second": full, "store": str(tmp_path / f"count-{scenario}.zarr"),
+        {"first": before, "second": full, "store": place(f"count-{scenario}.zarr"),
          "kill_at": 0, "after": False, "scenario": scenario}
         for scenario, before in (("fresh", []), ("append", first))
     ]  # fmt: skip
     counted = {r["scenario"]: r["events"] for r in _run_driver(counting, tmp_path, spec)}
     trials = []
     for scenario, before in (("fresh", []), ("append", first)):
-        for i, kill_at in enumerate(_pick(counted[scenario], TRIALS, rng)):
+        for i, kill_at in enumerate(_pick(counted[scenario], trials_per_scenario, rng)):
             trials.append({
                 "first": before, "second": full, "kill_at": kill_at, "after": bool(i % 2),
-                "store": str(tmp_path / f"{scenario}-{i}.zarr"), "scenario": scenario,
+                "store": place(f"{scenario}-{i}.zarr"), "scenario": scenario,
                 "phase": _phase(counted[scenario][kill_at - 1]),
             })  # fmt: skip
     results = _run_driver(trials, tmp_path, spec)
-    assert len(results) == 2 * TRIALS
+    assert len(results) == 2 * trials_per_scenario
     assert all(r["killed"] for r in results), [r for r in results if not r["killed"]]
     phases = Counter(r["phase"] for r in results)
-    assert {"create", "chunk", "resize", "commit", "coords", "lock"} <= set(phases), phases
+    assert {"chunk", "resize", "commit", "coords", "lock"} <= set(phases), phases
 
     expected = {k: open_zarr(v).compute() for k, v in references.items()}
     expected_files = {k: _chunk_files(v) for k, v in references.items()}
     survived = 0
     for result in results:
-        store = Path(result["store"])
+        store = result["store"]
         reference = expected[result["scenario"]]
-        if store.exists():
+        found = state(StoreLocation(store))
+        if found == "ours":
             partial = open_zarr(store).compute()
             assert set(partial.time.values) <= set(reference.time.values), result
             _assert_same(partial, reference.sel(time=partial.time.values))
             if result["scenario"] == "append":  # the first ingest's steps are never lost
                 assert partial.sizes["time"] >= 2, result
-        else:
-            assert result["scenario"] == "fresh", result
+        else:  # killed before the store was complete: a fresh store, holding nothing
+            assert result["scenario"] == "fresh" and found in ("missing", "interrupted"), result
         report = to_zarr(_cube(full, spec), store, progress=False)  # the rerun
         _assert_same(open_zarr(store).compute(), reference)
         assert _chunk_files(store) == expected_files[result["scenario"]], result
-        assert not list(store.rglob("*.partial"))
+        if not store.startswith("s3://"):
+            assert not list(Path(store).rglob("*.partial"))
         assert len(report.written) + len(report.skipped) == len(DATES)
         survived += 1
-    assert survived == 2 * TRIALS
-    print(f"\nSIGKILL trials survived: {survived}/{2 * TRIALS}; phases: {dict(phases)}")
+    assert survived == 2 * trials_per_scenario
+    total = 2 * trials_per_scenario
+    print(f"\nSIGKILL trials survived: {survived}/{total}; phases: {dict(phases)}")
 
 
 _APPENDER = textwrap.dedent(
     """
     import sys, time
-    from sentinel_cube.cube import open_cube
+    from sentinel_cube._store_layout import state
+from sentinel_cube._store_location import StoreLocation
+from sentinel_cube.cube import open_cube
     from sentinel_cube.store import to_zarr
     paths, store, start = sys.argv[1].split(","), sys.argv[2], float(sys.argv[3])
     bounds = tuple(float(v) for v in sys.argv[4].split(","))

@@ -45,7 +45,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -213,6 +213,28 @@ class Remote:
         elif self.profile:
             out["AWS_PROFILE"] = self.profile
         return out
+
+    def without_secrets(self) -> Remote:
+        """The same endpoint and settings with no keys: what may travel to other processes."""
+        return replace(self, _secrets=(None, None, None))
+
+    def with_task_credentials(self) -> Remote:
+        """This endpoint with the keys this process has for it (see :func:`task_credentials`).
+
+        Objects that travel to dask workers drop their keys (:meth:`without_secrets`)
+        and take them back here, in the process that uses them.
+        """
+        if self.anon or self._secrets[0]:
+            return self
+        found = task_credentials(self.gdal_env())
+        if "AWS_ACCESS_KEY_ID" in found:
+            keys = (
+                found["AWS_ACCESS_KEY_ID"],
+                found["AWS_SECRET_ACCESS_KEY"],
+                found.get("AWS_SESSION_TOKEN"),
+            )
+            return replace(self, _secrets=keys, profile=None)
+        return replace(self, profile=self.profile or found.get("AWS_PROFILE"))
 
     def storage_options(self) -> dict[str, Any]:
         """Options for :class:`s3fs.S3FileSystem` (secrets included: keep them local)."""

@@ -13,6 +13,7 @@ import os
 import shutil
 import socket
 import uuid
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -22,12 +23,15 @@ import numpy as np
 import xarray as xr
 import zarr
 
+from ._store_location import META_GROUP, StoreLocation
 from ._store_lock import StoreLock, _alive
+from .exceptions import SentinelCubeError
 
 __all__ = ["COORD_CHUNK", "FORMAT_VERSION", "META_GROUP", "TIME_ENCODING"]
 
-META_GROUP = "_sentinel_cube"
 FORMAT_VERSION = 2
+#: Root attribute of every store: tells an unfinished creation from someone else's data.
+MARKER = "sentinel_cube_store"
 #: The time encoding of every store, fixed at creation (CF units; exact for any time).
 TIME_ENCODING = {
     "units": "nanoseconds since 1970-01-01",
@@ -61,44 +65,81 @@ def staging_name(path: Path, purpose: str) -> Path:
     return path.with_name(f".{path.name}.{host}.{os.getpid()}.{uuid.uuid4().hex[:8]}.{purpose}")
 
 
-def build(path: Path, cube: xr.DataArray, name: str, encoding: dict[str, Any]) -> Path:
-    """Write an empty store (metadata, coordinates, empty ledger) in a hidden sibling folder."""
-    staging = staging_name(path, "creating")
+def build(store: Any, cube: xr.DataArray, name: str, encoding: dict[str, Any]) -> None:
+    """Write an empty store (metadata, coordinates, then the empty ledger) into ``store``."""
     shards = encoding.get("shards")
     block = (shards[2], shards[3]) if shards else encoding["chunks"][2:]
     template = empty_dataset(cube, name, block)
+    template.attrs[MARKER] = FORMAT_VERSION
     encodings: dict[str, Any] = {name: encoding, "time": dict(TIME_ENCODING)}
     for coord, values in template.coords.items():
         if values.dims == ("time",):
             encodings.setdefault(str(coord), {})["chunks"] = (COORD_CHUNK,)
-    template.to_zarr(staging, mode="w-", compute=False, zarr_format=3, consolidated=False,
-                     encoding=encodings)  # fmt: skip
-    zarr.open_group(staging, mode="r+").create_group(
+    with warnings.catch_warnings():
+        # on object storage the prefix already holds the lock record, which Zarr notes
+        warnings.filterwarnings("ignore", f"Object at {META_GROUP} is not recognized")
+        # mode "a": the store is a fresh folder, or a prefix holding only the lock record
+        template.to_zarr(store, mode="a", compute=False, zarr_format=3, consolidated=False,
+                         encoding=encodings)  # fmt: skip
+    # the ledger last: on object storage (no rename) a store without one is unfinished
+    zarr.open_group(store, mode="r+", zarr_format=3).create_group(
         META_GROUP,
         attributes={"version": FORMAT_VERSION, "variable": name, "steps": []},
     )
-    return staging
 
 
-def create(path: Path, cube: xr.DataArray, name: str, encoding: dict[str, Any]) -> None:
-    staging = build(path, cube, name, encoding)
+def create(
+    loc: StoreLocation, cube: xr.DataArray, name: str, encoding: dict[str, Any], lock_timeout: float
+) -> None:
+    """Create the empty store; if another writer created it first, leave theirs.
+
+    A folder is built under a hidden sibling name and renamed into place (atomic).
+    Object storage has no rename: the store is built in place under the writer
+    lock, its ledger written last; a store found without one is rebuilt.
+    """
+    if loc.path is None:
+        with StoreLock(loc.lock_file(), lock_timeout, label=loc.label):
+            found = state(loc)
+            if found in ("missing", "interrupted"):
+                if found == "interrupted":
+                    loc.remove_all()
+                build(loc.zarr_store(), cube, name, encoding)
+            elif found != "ours":
+                raise SentinelCubeError(
+                    f"{loc.label!r} was created by another program meanwhile: write elsewhere"
+                )
+        return
+    path = loc.path
+    staging = staging_name(path, "creating")
+    build(staging, cube, name, encoding)
     try:
         os.rename(staging, path)  # atomic; replaces an empty folder, fails on a full one
     except OSError:
         # another writer created the store first: append to it (its grid is checked)
         shutil.rmtree(staging, ignore_errors=True)
-        if state(path) != "ours":
+        if state(loc) != "ours":
             raise
 
 
 def replace(
-    path: Path, cube: xr.DataArray, name: str, encoding: dict[str, Any], lock_timeout: float
+    loc: StoreLocation,
+    cube: xr.DataArray,
+    name: str,
+    encoding: dict[str, Any],
+    lock_timeout: float,
 ) -> None:
     """``mode="w"``: swap a new empty store in, under the old store's lock."""
-    staging = build(path, cube, name, encoding)
+    if loc.path is None:
+        with StoreLock(loc.lock_file(), lock_timeout, label=loc.label):
+            loc.remove_all()
+            build(loc.zarr_store(), cube, name, encoding)
+        return
+    path = loc.path
+    staging = staging_name(path, "creating")
     trash = staging_name(path, "replaced")
     try:
-        with StoreLock(path / META_GROUP, lock_timeout, label=str(path)):
+        build(staging, cube, name, encoding)
+        with StoreLock(loc.lock_file(), lock_timeout, label=loc.label):
             os.rename(path, trash)
             os.rename(staging, path)
     finally:
@@ -106,9 +147,10 @@ def replace(
         shutil.rmtree(trash, ignore_errors=True)
 
 
-def clean_staging(path: Path) -> None:
+def clean_staging(loc: StoreLocation) -> None:
     """Remove the hidden folders of creations on this host whose process died."""
-    if not path.parent.is_dir():
+    path = loc.path
+    if path is None or not path.parent.is_dir():
         return
     host = socket.gethostname().replace(".", "_")
     for entry in path.parent.glob(f".{path.name}.*"):
@@ -119,56 +161,56 @@ def clean_staging(path: Path) -> None:
             shutil.rmtree(entry, ignore_errors=True)
 
 
-def state(path: Path) -> str:
+def state(loc: StoreLocation) -> str:
     """``missing``, ``ours``, ``interrupted`` (ours, no ledger), ``foreign`` or ``folder``."""
-    if not path.exists() or (path.is_dir() and not any(path.iterdir())):
+    if loc.is_empty():
         return "missing"
-    if not (path / "zarr.json").exists():
+    if not loc.exists("zarr.json"):
         return "folder"
     try:
-        group = zarr.open_group(path, mode="r")
+        group = loc.group("r")
     except Exception:  # unreadable root metadata: not ours to touch
         return "foreign"
     with contextlib.suppress(Exception):
         if "variable" in dict(group[META_GROUP].attrs):
             return "ours"
+    # no ledger: a creation killed before its ledger, if the store is marked as ours and
+    # holds not a single chunk of cube data (anything holding data, e.g. a user's own
+    # xarray copy of a cube, is someone else's and never touched)
+    marked = MARKER in group.attrs
     with contextlib.suppress(Exception):
         for _, array in group.arrays():
-            # our cube without a ledger and without a single chunk written: a creation by
-            # an earlier version, killed before its ledger (anything holding data, e.g. a
-            # user's own xarray copy of a cube, is someone else's and never touched)
-            chunks = path / array.path / "c"
-            if "sentinel_cube_units" in array.attrs and not (
-                chunks.is_dir() and any(chunks.iterdir())
-            ):
-                return "interrupted"
-    return "foreign"
+            marked = marked or "sentinel_cube_units" in array.attrs
+            if len(dims(array)) == 4 and loc.has_keys(f"{array.path}/c"):
+                return "foreign"
+    return "interrupted" if marked else "foreign"
 
 
-def read_ledger(path: Path) -> dict[str, Any]:
+def read_ledger(loc: StoreLocation) -> dict[str, Any]:
     """The ledger: ``variable``, ``version`` and the committed ``steps`` as (slot, ns) pairs."""
-    attrs: dict[str, Any] = dict(zarr.open_group(path, mode="r", path=META_GROUP).attrs)
+    attrs: dict[str, Any] = dict(loc.group("r", META_GROUP).attrs)
     attrs.setdefault("version", 1)
     if "steps" not in attrs:
         # format 1 listed committed slots only; its times were encoded by xarray with
         # units chosen at the first write, so decode them as xarray does
-        times = xr.open_zarr(path, consolidated=False, zarr_format=3)["time"].values
+        times = xr.open_zarr(loc.zarr_store(True), consolidated=False, zarr_format=3)["time"]
+        times = times.values
         encoded = nanoseconds(times)
         attrs["steps"] = [[int(s), int(encoded[s])] for s in attrs.get("committed", [])]
     attrs["steps"] = [(int(s), int(t)) for s, t in attrs["steps"]]
     return attrs
 
 
-def commit(path: Path, slot: int, time_ns: int) -> None:
+def commit(loc: StoreLocation, slot: int, time_ns: int) -> None:
     """Add a step to the ledger: one atomic write of the ledger group's metadata."""
-    group = zarr.open_group(path, mode="r+", path=META_GROUP)
-    steps = sorted({*(tuple(s) for s in read_ledger(path)["steps"]), (slot, time_ns)})
+    group = loc.group("r+", META_GROUP)
+    steps = sorted({*(tuple(s) for s in read_ledger(loc)["steps"]), (slot, time_ns)})
     group.attrs.update({"version": FORMAT_VERSION, "steps": [list(s) for s in steps]})
 
 
-def time_arrays(path: Path, mode: str = "r+") -> list[zarr.Array]:
+def time_arrays(loc: StoreLocation, mode: str = "r+") -> list[zarr.Array]:
     """The arrays along ``time``: the cube and its per-time coordinates."""
-    group = zarr.open_group(path, mode=mode)  # type: ignore[arg-type]
+    group = loc.group(mode)
     return [array for _, array in group.arrays() if dims(array)[:1] == ("time",)]
 
 
@@ -176,18 +218,16 @@ def dims(array: zarr.Array) -> tuple[str | None, ...]:
     return tuple(getattr(array.metadata, "dimension_names", None) or ())
 
 
-def even_time_lengths(path: Path) -> None:
+def even_time_lengths(arrays: list[zarr.Array]) -> None:
     """Finish a growth a kill interrupted: every time array to the longest length."""
-    arrays = time_arrays(path)
     longest = max(a.shape[0] for a in arrays)
     for array in arrays:
         if array.shape[0] != longest:
             array.resize((longest, *array.shape[1:]))
 
 
-def free_slots(path: Path, ledger: dict[str, Any], count: int) -> list[int]:
+def free_slots(arrays: list[zarr.Array], ledger: dict[str, Any], count: int) -> list[int]:
     """The first ``count`` slots the ledger does not list, growing the time arrays if needed."""
-    arrays = time_arrays(path)
     length = arrays[0].shape[0]
     taken = {slot for slot, _ in ledger["steps"]}
     free = [s for s in range(length) if s not in taken][:count]
@@ -199,13 +239,17 @@ def free_slots(path: Path, ledger: dict[str, Any], count: int) -> list[int]:
     return free
 
 
-def remove_partial_files(path: Path, name: str, slots: Iterable[int]) -> None:
+def remove_partial_files(loc: StoreLocation, name: str, slots: Iterable[int]) -> None:
     """Delete temporary files of writes a kill interrupted, where they can be.
 
     Zarr's local store writes ``KEY.<hex>.partial`` and renames it to ``KEY``: a
     kill in between leaves the temporary file. They can only be in metadata
     folders and in the chunk folders of uncommitted slots (about to be rewritten).
+    Object stores write each object whole: nothing to remove there.
     """
+    path = loc.path
+    if path is None:
+        return
     found = [*path.glob("*.partial"), *(path / name).glob("*.partial")]
     for folder in path.iterdir():  # the coordinates and the ledger: a few small files
         if folder.is_dir() and folder.name != name:
@@ -216,29 +260,40 @@ def remove_partial_files(path: Path, name: str, slots: Iterable[int]) -> None:
         partial.unlink(missing_ok=True)
 
 
-def write_coords(path: Path, cube: xr.DataArray, t: int, slot: int, name: str) -> None:
-    """Write the per-time coordinates of step ``t`` into ``slot``, encoded as xarray would."""
-    stored = {array.path: array for array in time_arrays(path)}
+def write_coords(
+    arrays: list[zarr.Array], cube: xr.DataArray, steps: list[int], slots: list[int]
+) -> None:
+    """Write the per-time coordinates of ``steps`` into ``slots``, encoded as xarray would.
+
+    All at once, before any step's chunks: a slot's coordinates mean nothing until
+    the ledger lists it, and one write per coordinate costs far fewer requests on
+    object storage than one per step.
+    """
+    if not steps:
+        return
+    stored = {array.path: array for array in arrays}
+    where = np.asarray(slots)
     for coord, values in cube.coords.items():
         if values.dims != ("time",) or coord not in stored:
             continue
         if coord == "time":
-            encoded: Any = nanoseconds(values.values[t : t + 1])
+            encoded: Any = nanoseconds(values.values[steps])
         else:
-            encoded = xr.conventions.encode_cf_variable(values.variable[t : t + 1]).values
-        stored[str(coord)][slot : slot + 1] = encoded
+            encoded = xr.conventions.encode_cf_variable(values.variable[steps]).values
+        stored[str(coord)].oindex[where] = encoded  # type: ignore[index]
 
 
-def open_dataset(path: Path, chunks: Any, variable: str) -> xr.Dataset:
+def open_dataset(loc: StoreLocation, chunks: Any, variable: str) -> xr.Dataset:
     """The store as a Dataset; time arrays of unequal length (a growth cut short) are cut."""
-    lengths = {a.path: a.shape[0] for a in time_arrays(path, "r")}
+    lengths = {a.path: a.shape[0] for a in time_arrays(loc, "r")}
+    store = loc.zarr_store(read_only=True)
     if len(set(lengths.values())) <= 1:
-        return xr.open_zarr(path, consolidated=False, zarr_format=3, chunks=chunks)
+        return xr.open_zarr(store, consolidated=False, zarr_format=3, chunks=chunks)
     common = min(lengths.values())
 
     def alone(keep: str) -> xr.Dataset:  # xarray refuses unequal lengths in one Dataset
         others = [v for v in lengths if v != keep]
-        one = xr.open_zarr(path, consolidated=False, zarr_format=3, chunks=chunks,
+        one = xr.open_zarr(store, consolidated=False, zarr_format=3, chunks=chunks,
                            drop_variables=others)  # fmt: skip
         return one.isel(time=slice(0, common))
 
@@ -247,6 +302,6 @@ def open_dataset(path: Path, chunks: Any, variable: str) -> xr.Dataset:
     return dataset.assign_coords(extra)
 
 
-def stored_chunks(path: Path, name: str) -> tuple[int, ...]:
-    array = zarr.open_array(path, path=name, mode="r")
+def stored_chunks(loc: StoreLocation, name: str) -> tuple[int, ...]:
+    array = loc.array(name)
     return tuple(array.chunks)

@@ -26,7 +26,7 @@ left stuck). Object stores offer the same three operations natively: S3's
 ``PutObject`` with ``If-None-Match: *`` (create) and ``If-Match: <etag>``
 (replace), and a delete conditioned on the ETag; GCS and Azure have their
 generation / ETag preconditions. A :class:`LockFile` for them only swaps the
-three methods, :class:`StoreLock` is unchanged.
+three methods (:class:`ObjectLockFile` does it for S3), :class:`StoreLock` is unchanged.
 
 No maintained library gives a lock with a readable holder record, stale-lock
 take-over and object-store semantics (``filelock`` is flock-only: it reports no
@@ -51,7 +51,7 @@ from typing import Any
 
 from .exceptions import SentinelCubeError
 
-__all__ = ["LOCK_NAME", "LockRecord", "StoreLock", "StoreLockedError"]
+__all__ = ["LOCK_NAME", "LockFile", "LockRecord", "ObjectLockFile", "StoreLock", "StoreLockedError"]
 
 LOCK_NAME = ".lock"
 #: The holder refreshes its heartbeat this often (seconds).
@@ -162,13 +162,107 @@ class LockFile:
             return True
 
 
+class ObjectLockFile:
+    """The lock record as an S3 object, changed only by conditional requests.
+
+    ``create`` is a ``PutObject`` with ``If-None-Match: *``; ``replace`` and
+    ``delete`` carry ``If-Match`` with the ETag of the record they read, so the
+    object store itself refuses a change when another writer changed the record
+    in between (AWS S3 since 2024, MinIO, Ceph RGW, moto). A store that ignores
+    these headers gives no guarantee against two concurrent writers.
+
+    Parameters
+    ----------
+    fs
+        An :class:`s3fs.S3FileSystem`.
+    key
+        ``bucket/key`` of the record.
+    """
+
+    #: Answers meaning "the condition did not hold": another writer got there first.
+    LOST = ("PreconditionFailed", "ConditionalRequestConflict", "412", "409")
+
+    def __init__(self, fs: Any, key: str) -> None:
+        self.fs = fs
+        self.bucket, self.key = key.split("/", 1)
+        self.path = f"s3://{key}"
+
+    def _call(self, method: str, **kwargs: Any) -> Any:
+        from fsspec.asyn import sync
+
+        async def call() -> Any:
+            answer = await self.fs._call_s3(method, Bucket=self.bucket, Key=self.key, **kwargs)
+            if "Body" in answer:
+                async with answer["Body"] as body:
+                    answer["Data"] = await body.read()
+            return answer
+
+        return sync(self.fs.loop, call)
+
+    def _lost(self, error: BaseException) -> bool:
+        cause = error.__cause__ or error
+        answer = getattr(cause, "response", None) or {}
+        code = str(answer.get("Error", {}).get("Code", ""))
+        status = str(answer.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+        return isinstance(error, FileExistsError) or code in self.LOST or status in self.LOST
+
+    def _get(self) -> tuple[LockRecord | None, str]:
+        try:
+            answer = self._call("get_object")
+        except FileNotFoundError:
+            return None, ""
+        etag = str(answer["ETag"])
+        try:
+            return LockRecord(**json.loads(answer["Data"])), etag
+        except (ValueError, TypeError):
+            # unreadable: frees itself ``stale_after`` seconds after it last changed
+            changed = answer["LastModified"].timestamp()
+            return LockRecord(f"unreadable-{etag}", -1, "", "?", changed, changed), etag
+
+    def _put(self, record: LockRecord, **condition: str) -> bool:
+        try:
+            self._call("put_object", Body=json.dumps(asdict(record)).encode(), **condition)
+        except OSError as error:
+            if self._lost(error):
+                return False
+            raise
+        return True
+
+    def read(self) -> LockRecord | None:
+        return self._get()[0]
+
+    def create(self, record: LockRecord) -> bool:
+        return self._put(record, IfNoneMatch="*")
+
+    def replace(self, record: LockRecord, expected: str) -> bool:
+        current, etag = self._get()
+        if current is None or current.token != expected:
+            return False
+        return self._put(record, IfMatch=etag)
+
+    def delete(self, expected: str) -> bool:
+        current, etag = self._get()
+        if current is None or current.token != expected:
+            return False
+        try:
+            self._call("delete_object", IfMatch=etag)
+        except FileNotFoundError:
+            return False
+        except OSError as error:
+            if self._lost(error):
+                return False
+            raise
+        return True
+
+
 class StoreLock:
     """Hold a store's writer lock for the duration of a ``with`` block.
 
     Parameters
     ----------
     folder
-        The store folder.
+        The store folder's ``_sentinel_cube`` folder, or the record of an object store
+        (:class:`ObjectLockFile`).
     timeout
         Seconds to wait for another writer to finish; ``0`` fails at once.
     stale_after
@@ -187,14 +281,14 @@ class StoreLock:
 
     def __init__(
         self,
-        folder: Path,
+        folder: Path | LockFile | ObjectLockFile,
         timeout: float = 0.0,
         *,
         stale_after: float = STALE_AFTER_SECONDS,
         heartbeat: float = HEARTBEAT_SECONDS,
         label: str | None = None,
     ) -> None:
-        self.file = LockFile(folder)
+        self.file = folder if isinstance(folder, LockFile | ObjectLockFile) else LockFile(folder)
         self.label = label or str(folder)
         self.timeout = float(timeout)
         self.stale_after = float(stale_after)

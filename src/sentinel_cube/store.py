@@ -7,22 +7,27 @@ Layout: an xarray-compatible Zarr v3 group (the cube as one data variable with
 pairs. Any Zarr reader opens the store; :func:`open_zarr` shows only what the
 ledger lists.
 
-What the store guarantees, and how:
+What the store guarantees, and how (in a folder or on S3-compatible object storage):
 
 - **Times are encoded explicitly**, as int64 nanoseconds since 1970-01-01 (UTC),
   fixed at creation: acquisitions at any time of day append exactly (xarray
   would otherwise pick units from the first write that later times cannot use).
-- **Creation is atomic**: the empty store (metadata, coordinates, an empty
-  ledger) is built in a hidden sibling folder and renamed into place, so a kill
-  leaves either no store or a complete, empty one. Of two concurrent creators,
-  the second to rename appends to the first's store.
+- **Creation is atomic**. A folder: the empty store (metadata, coordinates, an
+  empty ledger) is built in a hidden sibling folder and renamed into place, so a
+  kill leaves either no store or a complete, empty one; of two concurrent
+  creators, the second to rename appends to the first's store. Object storage has
+  no rename: the store is built in place under the writer lock, its ledger last,
+  and a store without a ledger holding no cube chunk is rebuilt by the next writer.
 - **One writer at a time**: every write holds the store's lock
   (:mod:`sentinel_cube._store_lock`), which names its holder and frees itself
-  when the holder dies.
-- **A step is visible only once all its chunks are written**: slot coordinates,
-  then chunks, then the ledger entry. Zarr's local store writes each file
-  atomically (a temporary file renamed into place, zarr >= 3.1.3), so a kill at
-  any moment leaves complete files; the ledger is one file.
+  when the holder dies. On S3 the lock record changes only through conditional
+  requests (``If-None-Match: *`` to take it, ``If-Match: <ETag>`` to refresh or
+  release it), which S3 applies atomically.
+- **A step is visible only once all its chunks are written**: the slot
+  coordinates (of all the steps a call writes), then each step's chunks, then its
+  ledger entry. Zarr's local store writes each file atomically (a temporary file
+  renamed into place, zarr >= 3.1.3) and an S3 ``PUT`` replaces an object whole,
+  so a kill at any moment leaves complete files; the ledger is one file.
 - **Slots derive from the ledger alone**: a slot that the ledger does not list
   is free, whatever its coordinates or chunks hold (an interrupted write's
   leftovers); a committed slot is never written again. A kill while the time
@@ -35,11 +40,12 @@ not); :func:`open_zarr` returns steps sorted by time.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import time as clock
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import dask.array as da
@@ -53,6 +59,7 @@ from zarr.codecs import BloscCodec
 
 from . import _store_layout as layout
 from ._store_layout import TIME_ENCODING
+from ._store_location import StoreLocation
 from ._store_lock import StoreLock, StoreLockedError
 from .exceptions import SentinelCubeError
 
@@ -69,13 +76,13 @@ class WriteReport:
     Attributes
     ----------
     store : str
-        The store path.
+        The store path or URL (without secrets).
     written : tuple of numpy.datetime64
         Times of the steps written by this call.
     skipped : tuple of numpy.datetime64
         Times already committed in the store (left untouched).
     bytes_written : int
-        Growth of the store on disk.
+        Bytes of the chunks written (compressed).
     pixels : int
         Pixels (time x band x y x x) written.
     seconds : float
@@ -105,6 +112,7 @@ def to_zarr(
     shards: int | None = None,
     progress: bool | Callable[[int, int], None] = True,
     lock_timeout: float = 600.0,
+    storage_options: dict[str, Any] | None = None,
 ) -> WriteReport:
     """Write a cube to a Zarr v3 store, one committed time step at a time.
 
@@ -113,7 +121,8 @@ def to_zarr(
     cube
         A ``(time, band, y, x)`` cube from :func:`sentinel_cube.open_cube` (lazy or not).
     store
-        Path of the store (a folder).
+        Path of the store (a folder), or an ``s3://bucket/prefix`` URL on S3 or an
+        S3-compatible service (same guarantees; see :mod:`sentinel_cube.store`).
     mode
         ``"a"`` (default): create the store if missing, else add the time steps
         it does not hold yet and finish steps an interrupted write left
@@ -130,6 +139,10 @@ def to_zarr(
         Show a progress bar over time steps (or pass ``callback(done, total)``).
     lock_timeout
         Seconds to wait while another writer holds the store (``0``: fail at once).
+    storage_options
+        For ``s3://`` stores: ``key``, ``secret``, ``endpoint_url``... where the
+        environment (``AWS_*`` variables, profiles) does not give them. Dask workers
+        in other processes take their keys from their own environment.
 
     Returns
     -------
@@ -150,7 +163,7 @@ def to_zarr(
     ()
     """
     started = clock.perf_counter()
-    path = Path(store)
+    loc = StoreLocation(store, storage_options)
     _check_cube(cube)
     if codec not in CODECS:
         raise SentinelCubeError(f"codec={codec!r} is not one of {', '.join(CODECS)}")
@@ -159,105 +172,198 @@ def to_zarr(
     name = str(cube.name or "data")
     chunk_y, chunk_x = _regular_chunks(cube)
     encoding = _encoding(cube, chunk_y, chunk_x, codec, level, shards)
-    layout.clean_staging(path)
-    state = layout.state(path)
-    if state == "folder":
-        raise SentinelCubeError(
-            f"{str(path)!r} exists and is not a Zarr store: choose another path or empty it"
-        )
-    if mode == "w-" and state != "missing":
-        raise SentinelCubeError(f"store {str(path)!r} exists; use mode='a' to append or 'w'")
-    if state == "foreign" and mode == "a":
-        raise SentinelCubeError(
-            f"{str(path)!r} is a Zarr store but not a sentinel_cube cube store: write the cube "
-            "to another path, or pass mode='w' to replace it"
-        )
-    try:
+    with _failures(loc, writing=True):
+        layout.clean_staging(loc)
+        state = layout.state(loc)
+        if state == "folder":
+            raise SentinelCubeError(
+                f"{loc.label!r} exists and is not a Zarr store: choose another path or empty it"
+            )
+        if mode == "w-" and state != "missing":
+            raise SentinelCubeError(f"store {loc.label!r} exists; use mode='a' to append or 'w'")
+        if state == "foreign" and mode == "a":
+            raise SentinelCubeError(
+                f"{loc.label!r} is a Zarr store but not a sentinel_cube cube store: write the "
+                "cube to another path, or pass mode='w' to replace it"
+            )
         if mode == "w" and state != "missing" or state == "interrupted":
-            # an interrupted creation (an earlier version wrote no ledger) holds no step
-            layout.replace(path, cube, name, encoding, lock_timeout)
+            # an interrupted creation (no ledger yet) holds no step
+            layout.replace(loc, cube, name, encoding, lock_timeout)
         elif state == "missing":
-            layout.create(path, cube, name, encoding)
-        before = _disk_usage(path)
-        pending, skipped = _write_steps(path, cube, name, lock_timeout, progress)
-    except OSError as error:  # a full disk, lost permissions, a vanished mount...
-        raise SentinelCubeError(
-            f"writing to {str(path)!r} failed ({error}); the steps committed before are "
-            "intact: fix the cause (disk space, permissions) and run the same call again "
-            "to resume"
-        ) from error
+            layout.create(loc, cube, name, encoding, lock_timeout)
+        pending, skipped, slots = _write_steps(loc, cube, name, lock_timeout, progress)
+        written = sum(loc.size(f"{name}/c/{slot}") for slot in slots)
     values = cube.time.values
     seconds = clock.perf_counter() - started
     pixels = len(pending) * cube.sizes["band"] * cube.sizes["y"] * cube.sizes["x"]
     return WriteReport(
-        str(path),
+        loc.label,
         tuple(values[t] for t in pending),
         tuple(values[t] for t in skipped),
-        max(0, _disk_usage(path) - before),
+        written,
         pixels,
         seconds,
     )
 
 
+@contextlib.contextmanager
+def _failures(loc: StoreLocation, *, writing: bool) -> Iterator[None]:
+    """Turn IO failures into a :class:`SentinelCubeError` naming the store and what to do."""
+    try:
+        yield
+    except SentinelCubeError:
+        raise
+    except Exception as error:
+        advice = _advice(loc, error)
+        if advice is None:
+            raise
+        if writing:
+            advice += (
+                "; the steps committed before are intact: run the same call again to resume "
+                "once the cause is fixed"
+            )
+        action = "writing to" if writing else "reading"
+        raise SentinelCubeError(f"{action} {loc.label!r} failed ({error}): {advice}") from error
+
+
+def _advice(loc: StoreLocation, error: Exception) -> str | None:
+    """What to do about an IO failure, or None when it is not one (a bug: re-raised)."""
+    if isinstance(error, PermissionError):
+        if loc.is_remote:
+            return (
+                "access denied: check the keys (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
+                "AWS_PROFILE or storage_options) and that they may read and write this bucket"
+            )
+        return "permission denied: check the folder's permissions"
+    if loc.is_remote:
+        if isinstance(error, FileNotFoundError):
+            return "the bucket does not exist: create it, or check the URL and the endpoint"
+        chain = list(_chain(error))
+        names = {type(e).__name__ for e in chain}
+        if "NoCredentialsError" in names:
+            return (
+                "no keys were found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, "
+                "or pass storage_options"
+            )
+        if any(isinstance(e, OSError) and e.errno == errno.EBUSY for e in chain):
+            return "the object store is throttling requests (SlowDown): retry later"
+        if names & _NETWORK_ERRORS or any(
+            isinstance(e, TimeoutError | ConnectionError) for e in chain
+        ):
+            return (
+                "the object store did not answer: check the endpoint (AWS_ENDPOINT_URL) "
+                "and the network, and retry"
+            )
+        return None
+    if isinstance(error, OSError):  # a full disk, a vanished mount...
+        return "fix the cause (disk space, permissions, the mount)"
+    return None
+
+
+#: Exceptions of botocore and aiohttp that mean the endpoint could not be reached.
+_NETWORK_ERRORS = {
+    "EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError",
+    "ConnectionClosedError", "ClientConnectorError", "ServerDisconnectedError",
+}  # fmt: skip
+
+
+def _chain(error: BaseException) -> Iterator[BaseException]:
+    seen: BaseException | None = error
+    while seen is not None:
+        yield seen
+        seen = seen.__cause__ or seen.__context__
+
+
 def _write_steps(
-    path: Path,
+    loc: StoreLocation,
     cube: xr.DataArray,
     name: str,
     lock_timeout: float,
     progress: bool | Callable[[int, int], None],
-) -> tuple[list[int], list[int]]:
-    """Under the lock: write and commit the steps the store lacks; (written, skipped)."""
-    with StoreLock(path / layout.META_GROUP, lock_timeout, label=str(path)) as lock:
-        ledger = layout.read_ledger(path)
+) -> tuple[list[int], list[int], list[int]]:
+    """Under the lock: write and commit the steps the store lacks; (written, skipped, slots)."""
+    with StoreLock(loc.lock_file(), lock_timeout, label=loc.label) as lock:
+        ledger = layout.read_ledger(loc)
         if int(ledger["version"]) < layout.FORMAT_VERSION:
             raise SentinelCubeError(
-                f"{str(path)!r} was written by an earlier sentinel_cube whose time encoding "
+                f"{loc.label!r} was written by an earlier sentinel_cube whose time encoding "
                 "cannot take acquisitions at other times of day; it opens read-only. Copy it "
                 "into a new store, then append there: to_zarr(open_zarr(old), new)"
             )
-        _check_compatible(path, ledger, cube, name)  # before anything is written
-        layout.even_time_lengths(path)
+        _check_compatible(loc, ledger, cube, name)  # before anything is written
+        arrays = layout.time_arrays(loc)
+        layout.even_time_lengths(arrays)
         times = layout.nanoseconds(cube.time.values)
         committed = {t for _, t in ledger["steps"]}
         pending = [t for t in range(len(times)) if times[t] not in committed]
         skipped = [t for t in range(len(times)) if times[t] in committed]
-        slots = layout.free_slots(path, ledger, len(pending))
-        layout.remove_partial_files(path, name, slots)
+        slots = layout.free_slots(arrays, ledger, len(pending))
+        layout.remove_partial_files(loc, name, slots)
 
-        target = zarr.open_array(path, path=name, mode="r+")
+        target = loc.array(name, mode="r+")
         # one task per stored chunk (or shard), on the store's grid, not the cube's: two
         # tasks writing parts of one chunk file would each rewrite it, and one would lose
         data = _as_dask(cube).rechunk(tuple(target.shards or target.chunks))
-        bar = tqdm(total=len(pending), unit="step", desc=f"writing {path.name}",
+        writer = ChunkWriter(loc, name)
+        bar = tqdm(total=len(pending), unit="step", desc=f"writing {loc.name}",
                    disable=progress is not True or not pending)  # fmt: skip
+        layout.write_coords(arrays, cube, pending, slots)
         for done, (t, slot) in enumerate(zip(pending, slots, strict=True), start=1):
             lock.check()
-            layout.write_coords(path, cube, t, slot, name)
             # one compute per time step, committed when it returns
             da.store(
                 data[t : t + 1],
-                target,  # type: ignore[arg-type]
+                writer,  # type: ignore[arg-type]
                 regions=(slice(slot, slot + 1), slice(None), slice(None), slice(None)),
                 lock=False,
             )
             lock.check()
-            layout.commit(path, slot, int(times[t]))
+            layout.commit(loc, slot, int(times[t]))
             bar.update()
             if callable(progress):
                 progress(done, len(pending))
         bar.close()
-    return pending, skipped
+    return pending, skipped, slots
 
 
-def open_zarr(store: str | os.PathLike[str], *, chunks: Any = "auto") -> xr.DataArray:
+class ChunkWriter:
+    """The target of the write tasks: the store's cube array, opened where the task runs.
+
+    It pickles as the store's location without keys (a worker takes its own, see
+    :mod:`sentinel_cube._store_location`), never as an open Zarr array whose file
+    system would carry them.
+    """
+
+    def __init__(self, loc: StoreLocation, name: str) -> None:
+        self.loc = loc
+        self.name = name
+        self._array: zarr.Array | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"loc": self.loc, "name": self.name, "_array": None}
+
+    def __setitem__(self, key: Any, value: np.ndarray) -> None:
+        if self._array is None:
+            self._array = self.loc.array(self.name, mode="r+")
+        self._array[key] = value
+
+
+def open_zarr(
+    store: str | os.PathLike[str],
+    *,
+    chunks: Any = "auto",
+    storage_options: dict[str, Any] | None = None,
+) -> xr.DataArray:
     """Open a cube store lazily: committed time steps only, sorted by time.
 
     Parameters
     ----------
     store
-        Path of a store written by :func:`to_zarr`.
+        Path or ``s3://`` URL of a store written by :func:`to_zarr`.
     chunks
         Passed to :func:`xarray.open_zarr`; the default uses the stored chunks.
+    storage_options
+        For ``s3://`` stores, as in :func:`to_zarr`.
 
     Returns
     -------
@@ -271,20 +377,25 @@ def open_zarr(store: str | os.PathLike[str], *, chunks: Any = "auto") -> xr.Data
     SentinelCubeError
         When the path is not a cube store written by sentinel_cube.
     """
-    path = Path(store)
-    if not (path / "zarr.json").exists():
-        raise SentinelCubeError(f"{str(path)!r} is not a Zarr store (no zarr.json)")
-    state = layout.state(path)
+    loc = StoreLocation(store, storage_options)
+    with _failures(loc, writing=False):
+        return _open(loc, chunks)
+
+
+def _open(loc: StoreLocation, chunks: Any) -> xr.DataArray:
+    if not loc.exists("zarr.json"):
+        raise SentinelCubeError(f"{loc.label!r} is not a Zarr store (no zarr.json)")
+    state = layout.state(loc)
     if state == "interrupted":
         raise SentinelCubeError(
-            f"{str(path)!r} is a cube store whose creation by an earlier sentinel_cube version "
-            "was interrupted: it holds no step; run to_zarr(cube, store) to complete it"
+            f"{loc.label!r} is a cube store whose creation was interrupted: it holds no "
+            "step; run to_zarr(cube, store) to complete it"
         )
     if state != "ours":
-        raise SentinelCubeError(f"{str(path)!r} is a Zarr store but not a sentinel_cube cube store")
-    ledger = layout.read_ledger(path)
+        raise SentinelCubeError(f"{loc.label!r} is a Zarr store but not a sentinel_cube cube store")
+    ledger = layout.read_ledger(loc)
     variable = ledger["variable"]
-    dataset = layout.open_dataset(path, None if chunks == "auto" else chunks, variable)
+    dataset = layout.open_dataset(loc, None if chunks == "auto" else chunks, variable)
     steps = sorted(ledger["steps"])
     cube = dataset[variable].isel(time=[slot for slot, _ in steps])
     if "spatial_ref" not in cube.coords and "spatial_ref" in dataset:  # a data variable there
@@ -292,11 +403,11 @@ def open_zarr(store: str | os.PathLike[str], *, chunks: Any = "auto") -> xr.Data
     stored = layout.nanoseconds(cube.time.values)
     if not np.array_equal(stored, np.array([t for _, t in steps], dtype=np.int64)):
         raise SentinelCubeError(
-            f"{str(path)!r}: the time coordinate disagrees with the store's ledger of committed "
+            f"{loc.label!r}: the time coordinate disagrees with the store's ledger of committed "
             "steps (the store was changed by another program); rewrite it with mode='w'"
         )
     if chunks == "auto":
-        cube = cube.chunk(dict(zip(cube.dims, layout.stored_chunks(path, variable), strict=True)))
+        cube = cube.chunk(dict(zip(cube.dims, layout.stored_chunks(loc, variable), strict=True)))
     # metadata coordinates are small: load them so selections by metadata stay cheap
     cube = cube.assign_coords(
         {k: v.load() for k, v in cube.coords.items() if k not in cube.dims and v.ndim > 0}
@@ -344,16 +455,18 @@ def _encoding(cube, chunk_y: int, chunk_x: int, codec: str, level: int, shards: 
     return encoding
 
 
-def _check_compatible(path: Path, ledger: dict[str, Any], cube: xr.DataArray, name: str) -> None:
+def _check_compatible(
+    loc: StoreLocation, ledger: dict[str, Any], cube: xr.DataArray, name: str
+) -> None:
     """Refuse a cube whose units, bands, dtype or grid (CRS, transform, shape) differ."""
     if ledger["variable"] != name:
         raise SentinelCubeError(
-            f"store {str(path)!r} holds {ledger['variable']!r}, the cube is {name!r} "
+            f"store {loc.label!r} holds {ledger['variable']!r}, the cube is {name!r} "
             "(units differ): write it to another store"
         )
 
     def stored(array: str) -> zarr.Array:
-        return zarr.open_array(path, path=array, mode="r")
+        return loc.array(array)
 
     problems = []
     bands = [str(b) for b in np.asarray(stored("band")[:])]
@@ -378,7 +491,7 @@ def _check_compatible(path: Path, ledger: dict[str, Any], cube: xr.DataArray, na
         )
     if problems:
         raise SentinelCubeError(
-            f"cannot append to {str(path)!r}: the store's grid or bands differ from the cube's "
+            f"cannot append to {loc.label!r}: the store's grid or bands differ from the cube's "
             f"({'; '.join(problems)}); build the cube with the same bands, bounds, resolution "
             "and CRS (e.g. bounds=open_zarr(store).rio.bounds()), or write to a new store"
         )
@@ -393,12 +506,3 @@ def _grid_text(crs: CRS | None, x: np.ndarray, y: np.ndarray) -> str:
     x0 = float(x[0]) - dx / 2 if len(x) else float("nan")
     y0 = float(y[0]) - dy / 2 if len(y) else float("nan")
     return f"[{name}, origin ({x0!r}, {y0!r}), pixel ({dx!r}, {dy!r}), shape ({len(y)}, {len(x)})]"
-
-
-def _disk_usage(path: Path) -> int:
-    if not path.exists():
-        return 0
-    total = 0
-    for folder, _, files in os.walk(path):
-        total += sum(os.path.getsize(os.path.join(folder, f)) for f in files)
-    return total
