@@ -139,7 +139,8 @@ def test_sigkill_during_s3_requests_leaves_only_complete_steps_and_resumes(
         client.create_bucket(Bucket=bucket)
         return f"s3://{bucket}/{name}"
 
-    _sigkill_trials(archive, spec, tmp_path, place, TRIALS_S3)
+    # larger chunks than the folder trials: each request to moto costs ~20 ms
+    _sigkill_trials(archive, {**spec, "chunks": 256}, tmp_path, place, TRIALS_S3)
 
 
 def _sigkill_trials(archive, spec, tmp_path, place, trials_per_scenario: int) -> None:

@@ -12,8 +12,8 @@ import contextlib
 import os
 import shutil
 import socket
+import tempfile
 import uuid
-import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -65,8 +65,8 @@ def staging_name(path: Path, purpose: str) -> Path:
     return path.with_name(f".{path.name}.{host}.{os.getpid()}.{uuid.uuid4().hex[:8]}.{purpose}")
 
 
-def build(store: Any, cube: xr.DataArray, name: str, encoding: dict[str, Any]) -> None:
-    """Write an empty store (metadata, coordinates, then the empty ledger) into ``store``."""
+def build(folder: Path, cube: xr.DataArray, name: str, encoding: dict[str, Any]) -> None:
+    """Write an empty store (metadata, coordinates, the empty ledger) into a new folder."""
     shards = encoding.get("shards")
     block = (shards[2], shards[3]) if shards else encoding["chunks"][2:]
     template = empty_dataset(cube, name, block)
@@ -75,14 +75,9 @@ def build(store: Any, cube: xr.DataArray, name: str, encoding: dict[str, Any]) -
     for coord, values in template.coords.items():
         if values.dims == ("time",):
             encodings.setdefault(str(coord), {})["chunks"] = (COORD_CHUNK,)
-    with warnings.catch_warnings():
-        # on object storage the prefix already holds the lock record, which Zarr notes
-        warnings.filterwarnings("ignore", f"Object at {META_GROUP} is not recognized")
-        # mode "a": the store is a fresh folder, or a prefix holding only the lock record
-        template.to_zarr(store, mode="a", compute=False, zarr_format=3, consolidated=False,
-                         encoding=encodings)  # fmt: skip
-    # the ledger last: on object storage (no rename) a store without one is unfinished
-    zarr.open_group(store, mode="r+", zarr_format=3).create_group(
+    template.to_zarr(folder, mode="w-", compute=False, zarr_format=3, consolidated=False,
+                     encoding=encodings)  # fmt: skip
+    zarr.open_group(folder, mode="r+", zarr_format=3).create_group(
         META_GROUP,
         attributes={"version": FORMAT_VERSION, "variable": name, "steps": []},
     )
@@ -103,7 +98,7 @@ def create(
             if found in ("missing", "interrupted"):
                 if found == "interrupted":
                     loc.remove_all()
-                build(loc.zarr_store(), cube, name, encoding)
+                _build_remote(loc, cube, name, encoding)
             elif found != "ours":
                 raise SentinelCubeError(
                     f"{loc.label!r} was created by another program meanwhile: write elsewhere"
@@ -121,6 +116,20 @@ def create(
             raise
 
 
+def _build_remote(
+    loc: StoreLocation, cube: xr.DataArray, name: str, encoding: dict[str, Any]
+) -> None:
+    """Build the empty store in a local temporary folder, then upload it, ledger last.
+
+    A few dozen ``PUT``s, where xarray writing to S3 directly makes hundreds of
+    requests (it re-reads the group for every variable).
+    """
+    with tempfile.TemporaryDirectory(prefix="sentinel-cube-") as folder:
+        staging = Path(folder) / loc.name
+        build(staging, cube, name, encoding)
+        loc.upload(staging, last=f"{META_GROUP}/zarr.json")
+
+
 def replace(
     loc: StoreLocation,
     cube: xr.DataArray,
@@ -132,7 +141,7 @@ def replace(
     if loc.path is None:
         with StoreLock(loc.lock_file(), lock_timeout, label=loc.label):
             loc.remove_all()
-            build(loc.zarr_store(), cube, name, encoding)
+            _build_remote(loc, cube, name, encoding)
         return
     path = loc.path
     staging = staging_name(path, "creating")

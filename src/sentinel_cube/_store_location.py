@@ -113,7 +113,11 @@ class StoreLocation:
 
     def _storage_options(self) -> dict[str, Any]:
         assert self.remote is not None
-        return self.remote.with_task_credentials().storage_options()
+        options = self.remote.with_task_credentials().storage_options()
+        # never answer from a cached listing: other writers (and the upload of a new
+        # store through another file system object) change the store meanwhile
+        options["use_listings_cache"] = False
+        return options
 
     def fs(self) -> Any:
         """The s3fs file system (synchronous), made once per location and process."""
@@ -189,7 +193,6 @@ class StoreLocation:
 
     def _listing(self, relative: str) -> list[str]:
         fs = self.fs()
-        fs.invalidate_cache()  # another writer may have changed the store since
         try:
             return list(fs.ls(self.key(relative), detail=False))
         except FileNotFoundError:
@@ -203,8 +206,21 @@ class StoreLocation:
                 return 0
             return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
         fs = self.fs()
-        fs.invalidate_cache()
         return int(sum(fs.du(self.key(relative), total=False).values()))
+
+    def upload(self, folder: Path, last: str) -> None:
+        """Upload a local store folder: its root ``zarr.json`` first, ``last`` after all.
+
+        The root metadata first, so that a store cut short is recognised as ours (it
+        carries the store marker); the others in parallel.
+        """
+        files = [p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()]
+        middle = sorted(r for r in files if r not in ("zarr.json", last))
+        fs = self.fs()
+        fs.put_file(str(folder / "zarr.json"), self.key("zarr.json"))
+        if middle:
+            fs.put([str(folder / r) for r in middle], [self.key(r) for r in middle])
+        fs.put_file(str(folder / last), self.key(last))
 
     def remove_all(self) -> None:
         """Delete every object of a remote store but the writer lock's record.
@@ -213,7 +229,6 @@ class StoreLocation:
         step (and, once the data chunks are gone, one the next writer rebuilds).
         """
         fs = self.fs()
-        fs.invalidate_cache()
         ledger = self.key(f"{META_GROUP}/zarr.json")
         if fs.exists(ledger):
             fs.rm_file(ledger)
@@ -224,4 +239,3 @@ class StoreLocation:
         ]
         if keys:
             fs.rm(keys)
-        fs.invalidate_cache()
