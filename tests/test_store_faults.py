@@ -131,16 +131,23 @@ def test_sigkill_at_random_moments_leaves_only_complete_steps_and_resumes(archiv
 def test_sigkill_during_s3_requests_leaves_only_complete_steps_and_resumes(
     archive, spec, tmp_path, s3_env
 ):
-    client = s3_env.client()
+    # larger chunks than the folder trials: each request to moto costs ~20 ms
+    _sigkill_trials(
+        archive, {**spec, "chunks": 256}, tmp_path, _bucket_per_store(s3_env), TRIALS_S3
+    )
+
+
+def _bucket_per_store(server):
+    """``place(name)`` giving ``s3://<new bucket>/name``: moto lists in time linear in a
+    bucket's keys, so each store gets a bucket of its own."""
+    client = server.client()
 
     def place(name: str) -> str:
-        # a bucket per store: moto lists a bucket in time linear in all its keys
         bucket = f"faults-{uuid.uuid4().hex[:12]}"
         client.create_bucket(Bucket=bucket)
         return f"s3://{bucket}/{name}"
 
-    # larger chunks than the folder trials: each request to moto costs ~20 ms
-    _sigkill_trials(archive, {**spec, "chunks": 256}, tmp_path, place, TRIALS_S3)
+    return place
 
 
 def _sigkill_trials(archive, spec, tmp_path, place, trials_per_scenario: int) -> None:
@@ -211,13 +218,12 @@ def _sigkill_trials(archive, spec, tmp_path, place, trials_per_scenario: int) ->
 _APPENDER = textwrap.dedent(
     """
     import sys, time
-    from sentinel_cube._store_layout import state
-from sentinel_cube._store_location import StoreLocation
-from sentinel_cube.cube import open_cube
+    from sentinel_cube.cube import open_cube
     from sentinel_cube.store import to_zarr
     paths, store, start = sys.argv[1].split(","), sys.argv[2], float(sys.argv[3])
     bounds = tuple(float(v) for v in sys.argv[4].split(","))
-    cube = open_cube(paths, bands=["B04", "B08"], resolution=300, chunks=128, bounds=bounds)
+    chunks = int(sys.argv[5])
+    cube = open_cube(paths, bands=["B04", "B08"], resolution=300, chunks=chunks, bounds=bounds)
     while time.time() < start:  # both writers start together
         time.sleep(0.001)
     report = to_zarr(cube, store, progress=False, lock_timeout=120)
@@ -228,20 +234,39 @@ from sentinel_cube.cube import open_cube
 
 @pytest.mark.slow
 def test_concurrent_appenders_lose_nothing(archive, spec, tmp_path):
+    _concurrent_rounds(archive, spec, tmp_path, lambda name: str(tmp_path / name), 3)
+
+
+@pytest.mark.slow
+def test_concurrent_appenders_on_s3_lose_nothing(archive, spec, tmp_path, s3_env):
+    _concurrent_rounds(archive, {**spec, "chunks": 256}, tmp_path, _bucket_per_store(s3_env), 2)
+
+
+def _concurrent_rounds(archive, spec, tmp_path, place, rounds: int) -> None:
+    """Two processes append their own dates to one store at the same moment."""
     import time
 
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     bounds = ",".join(str(v) for v in spec["bounds"])
     reference = open_zarr_reference(archive, spec, tmp_path)
-    for round_ in range(3):
-        store = tmp_path / f"shared-{round_}.zarr"
+    for round_ in range(rounds):
+        store = place(f"shared-{round_}.zarr")
         # each writer appends its own dates; the rounds vary who has more to write
         mine = _by_date(archive, DATES[: 1 + round_])
         theirs = _by_date(archive, DATES[1 + round_ :])
         start = time.time() + 4.0
         processes = [
             subprocess.Popen(
-                [sys.executable, "-c", _APPENDER, ",".join(paths), str(store), str(start), bounds],
+                [
+                    sys.executable,
+                    "-c",
+                    _APPENDER,
+                    ",".join(paths),
+                    str(store),
+                    str(start),
+                    bounds,
+                    str(spec["chunks"]),
+                ],
                 env=env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -257,6 +282,6 @@ def test_concurrent_appenders_lose_nothing(archive, spec, tmp_path):
 
 
 def open_zarr_reference(archive, spec, tmp_path) -> xr.DataArray:
-    reference = tmp_path / "reference.zarr"
+    reference = tmp_path / f"reference-{uuid.uuid4().hex[:8]}.zarr"
     to_zarr(_cube(_by_date(archive, DATES), spec), reference, progress=False)
     return open_zarr(reference).compute()
