@@ -14,6 +14,9 @@ from __future__ import annotations
 import os
 import pickle
 import shutil
+import threading
+import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +28,7 @@ import xarray as xr
 from _cluster import CliCluster, cli_cluster
 from _s3 import KEY_ID, SECRET
 from sentinel_cube.cube import open_cube
+from sentinel_cube.store import open_zarr, to_zarr
 from sentinel_cube.testing import make_archive
 
 pytestmark = [
@@ -131,3 +135,60 @@ def test_a_worker_killed_mid_compute_loses_no_chunk(s3_env, products, tmp_path):
     assert lost > 0 and done < len(futures), "the kill should land mid-compute"
     assert killed not in survivors and len(survivors) == 1
     _assert_same(got, products.reference)
+
+
+# ------------------------------------------------------------------ S3 to S3 ingests
+
+
+def _store_url(s3_env) -> str:
+    bucket = f"cluster-{uuid.uuid4().hex[:12]}"  # a bucket of its own: quick listings
+    s3_env.client().create_bucket(Bucket=bucket)
+    return f"s3://{bucket}/cube.zarr"
+
+
+def test_ingest_from_s3_to_an_s3_store_on_the_cluster(s3_env, products, tmp_path):
+    url = _store_url(s3_env)
+    with cli_cluster(tmp_path, env=s3_env.env()) as cluster:
+        start = len(s3_env.log)
+        report = to_zarr(products.cube(), url, progress=False)
+        writers = _chunk_puts(s3_env.log[start:], url)
+        assert len(cluster.client.scheduler_info()["workers"]) == 2
+    assert len(report.written) == products.reference.sizes["time"]
+    assert writers  # the workers wrote the chunks
+    _assert_same(open_zarr(url).compute(), products.reference)
+
+
+def test_a_worker_killed_mid_ingest_loses_no_step(s3_env, products, tmp_path):
+    """Kill a worker once the first chunks are on S3: the ingest completes or resumes."""
+    url = _store_url(s3_env)
+    outcome: dict[str, object] = {}
+    with cli_cluster(tmp_path, env=s3_env.env()) as cluster:
+        start = len(s3_env.log)
+
+        def ingest() -> None:
+            try:
+                outcome["report"] = to_zarr(products.cube(), url, progress=False)
+            except Exception as error:  # the rerun below must then resume
+                outcome["error"] = error
+
+        writer = threading.Thread(target=ingest)
+        writer.start()
+        deadline = time.monotonic() + 120
+        while len(_chunk_puts(s3_env.log[start:], url)) < KILL_AFTER and writer.is_alive():
+            assert time.monotonic() < deadline, "no chunk was written"
+            time.sleep(0.02)
+        assert writer.is_alive(), "the kill should land mid-ingest"
+        cluster.kill_worker(1)
+        writer.join(timeout=300)
+        if "error" in outcome:  # dask gave up on a task: the same call resumes
+            print(f"ingest failed with the worker: {outcome['error']!r}; resuming")
+            outcome["report"] = to_zarr(products.cube(), url, progress=False)
+        else:
+            print("ingest completed on the remaining worker")
+    assert len(open_zarr(url).time) == products.reference.sizes["time"]
+    _assert_same(open_zarr(url).compute(), products.reference)
+
+
+def _chunk_puts(log, url: str) -> list:
+    prefix = "/" + url[len("s3://") :] + "/reflectance/c/"
+    return [r for r in log if r.method == "PUT" and r.path.startswith(prefix)]

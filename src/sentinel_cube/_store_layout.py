@@ -289,7 +289,7 @@ def write_coords(
             encoded: Any = nanoseconds(values.values[steps])
         else:
             encoded = xr.conventions.encode_cf_variable(values.variable[steps]).values
-        stored[str(coord)].oindex[where] = encoded  # type: ignore[index]
+        stored[str(coord)].oindex[where] = encoded
 
 
 def open_dataset(loc: StoreLocation, chunks: Any, variable: str) -> xr.Dataset:

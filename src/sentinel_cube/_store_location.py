@@ -151,7 +151,7 @@ class StoreLocation:
 
     def array(self, path: str, mode: str = "r") -> zarr.Array:
         store = self.zarr_store(read_only=mode == "r")
-        return zarr.open_array(store, path=path, mode=mode, zarr_format=3)  # type: ignore[arg-type]
+        return zarr.open_array(store, path=path, mode=mode, zarr_format=3)
 
     def lock_file(self) -> LockFile | ObjectLockFile:
         """The writer lock's record: ``_sentinel_cube/.lock`` in the store."""
