@@ -4,7 +4,9 @@
   GETs, listings) on ``127.0.0.1`` on a free port, in a thread, behind a small WSGI
   gate that records every request (method, path, ``Range``, bytes sent) and refuses
   requests not signed with the expected access key id, as S3 does
-  (``InvalidAccessKeyId``; moto itself accepts any key).
+  (``InvalidAccessKeyId``; moto itself accepts any key). :meth:`S3Server.faults` makes
+  chosen requests answer S3's own errors instead (``503 SlowDown``, ``500
+  InternalError``): throttling and outages on demand.
 - :class:`FileServer`: a folder served over HTTP with ``Range`` support (the loopback
   machinery of :mod:`sentinel_cube.testing.servers`).
 """
@@ -14,8 +16,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,25 +41,75 @@ class Request:
     path: str
     range: str | None
     sent: int
+    #: the status of an injected error (see :class:`Fault`); None: answered normally
+    fault: int | None = None
+    #: when it arrived (``time.monotonic()``)
+    at: float = field(default_factory=time.monotonic)
+
+
+#: S3's error answers by status: (reason, code, message).
+ERRORS = {
+    403: ("Forbidden", "InvalidAccessKeyId",
+          "The AWS Access Key Id you provided does not exist in our records."),
+    500: ("Internal Server Error", "InternalError",
+          "We encountered an internal error. Please try again."),
+    503: ("Slow Down", "SlowDown", "Please reduce your request rate."),
+}  # fmt: skip
+
+
+@dataclass(eq=False)
+class Fault:
+    """Answer matching requests with S3's error ``status`` (503 ``SlowDown`` by default).
+
+    A request matches when its method is ``method`` (None: any) and its path holds
+    ``path``; the first ``times`` matching requests fail (None: every one).
+    """
+
+    status: int = 503
+    path: str = ""
+    method: str | None = None
+    times: int | None = None
+    hits: int = field(default=0, init=False)
+
+    def take(self, method: str, path: str) -> bool:
+        """Whether this request fails (counted; call under the gate's lock)."""
+        if self.method not in (None, method) or self.path not in path:
+            return False
+        if self.times is not None and self.hits >= self.times:
+            return False
+        self.hits += 1
+        return True
+
+
+def _error(status: int, start_response: Any) -> bytes:
+    reason, code, message = ERRORS[status]
+    body = (
+        f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
+        f"<Message>{message}</Message></Error>"
+    ).encode()
+    start_response(
+        f"{status} {reason}",
+        [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))],
+    )
+    return body
 
 
 class _Gate:
-    """WSGI middleware: log requests, refuse any other access key id than ``key_id``.
+    """WSGI middleware: log requests, refuse any other access key id than ``key_id``,
+    answer the requests the active :class:`Fault` rules pick with an error.
 
     Conditional writes (``If-None-Match``/``If-Match``) are answered one at a time:
     S3 makes each atomic, while moto checks the condition and writes in two steps
-    that threads could interleave. ``watch`` is called with each changing request
-    (``PUT``/``POST``/``DELETE``) before moto handles it and again after (tests
-    use it to kill a writer at a chosen request).
+    that threads could interleave.
     """
 
     def __init__(self, app: Any, key_id: str) -> None:
         self.app = app
         self.key_id = key_id
         self.log: list[Request] = []
+        self.faults: list[Fault] = []
         self.lock = threading.Lock()
         self.conditional = threading.Lock()
-        self.watch: Callable[[Request, bool], None] | None = None
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         auth = environ.get("HTTP_AUTHORIZATION", "")
@@ -64,30 +118,24 @@ class _Gate:
         )
         with self.lock:
             self.log.append(entry)
-        if f"Credential={self.key_id}/" not in auth:
-            body = (
-                b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>InvalidAccessKeyId</Code>'
-                b"<Message>The AWS Access Key Id you provided does not exist in our records."
-                b"</Message></Error>"
-            )
-            start_response(
-                "403 Forbidden",
-                [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))],
-            )
-            entry.sent = len(body)
+            if f"Credential={self.key_id}/" not in auth:
+                status: int | None = 403
+            else:
+                fault = next((f for f in self.faults if f.take(entry.method, entry.path)), None)
+                status = None if fault is None else fault.status
+        if status is not None:
+            body = _error(status, start_response)
+            if entry.method == "HEAD":  # headers only, as S3 answers
+                body = b""
+            entry.sent, entry.fault = len(body), status
             return [body]
         changing = entry.method in ("PUT", "POST", "DELETE")
-        watch = self.watch if changing else None
-        if watch is not None:
-            watch(entry, False)
         conditional = "HTTP_IF_MATCH" in environ or "HTTP_IF_NONE_MATCH" in environ
         with self.conditional if changing and conditional else contextlib.nullcontext():
             out = []
             for chunk in self.app(environ, start_response):
                 entry.sent += len(chunk)
                 out.append(chunk)
-        if watch is not None:
-            watch(entry, True)
         return out
 
 
@@ -116,6 +164,23 @@ class S3Server:
     @property
     def log(self) -> list[Request]:
         return self.gate.log
+
+    @contextmanager
+    def faults(self, *rules: Fault) -> Iterator[list[Fault]]:
+        """Answer the requests ``rules`` pick with S3 errors while the block runs.
+
+        Examples
+        --------
+        >>> with server.faults(Fault(503, path="/MTD_", times=2)):  # doctest: +SKIP
+        ...     read_product(url)  # the first two metadata GETs are throttled
+        """
+        with self.gate.lock:
+            self.gate.faults.extend(rules)
+        try:
+            yield list(rules)
+        finally:
+            with self.gate.lock:
+                self.gate.faults = [f for f in self.gate.faults if f not in rules]
 
     def client(self) -> Any:
         return boto3.client(

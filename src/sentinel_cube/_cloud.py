@@ -22,7 +22,8 @@ Where settings come from, first found wins:
    (used when no AWS key is set), endpoint ``CDSE_S3_ENDPOINT`` or
    ``eodata.dataspace.copernicus.eu``, path-style.
 
-This module is pure (no GDAL, no fsspec import): it only computes dictionaries.
+This module is pure (no GDAL, no fsspec import): it only computes dictionaries and
+messages.
 
 Examples
 --------
@@ -38,11 +39,14 @@ False
 '/vsis3/bucket/a/NAME.zip'
 >>> redact("https://user:pw@host/x.zip?X-Amz-Signature=abc")
 'https://host/x.zip'
+>>> object_url("/vsizip//vsis3/bucket/a/NAME.zip/NAME.SAFE/B04.jp2")
+('s3://bucket/a/NAME.zip', 'NAME.SAFE/B04.jp2')
 """
 
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -53,13 +57,20 @@ __all__ = [
     "CDSE_ENDPOINT",
     "REMOTE_GDAL",
     "SECRET_SETTINGS",
+    "RETRY_STATUSES",
     "Remote",
+    "causes",
     "gdal_path",
+    "http_status",
     "is_remote",
+    "object_url",
     "redact",
     "register_credentials",
+    "scrub",
     "settings",
+    "split_gdal_path",
     "task_credentials",
+    "unavailable",
 ]
 
 #: CDSE's S3 endpoint (the ``eodata`` bucket), path-style addressing.
@@ -75,8 +86,11 @@ REMOTE_GDAL: dict[str, str | int | bool] = {
     "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
     # HTTP/2 multiplexing where the server offers it (one connection, parallel ranges).
     "GDAL_HTTP_MULTIPLEX": "YES",
-    # object stores answer 5xx and 503 SlowDown under load: retry with back-off
-    # (GDAL retries 429, 500, 502, 503 and 504) rather than failing a whole compute.
+    # object stores answer 5xx and 503 SlowDown under load: retry with back-off rather
+    # than failing a whole compute. GDAL retries 429, 500, 502, 503 and 504 (its
+    # GDAL_HTTP_RETRY_CODES default; S3's 503 SlowDown included, nothing to add), doubling
+    # the delay with some jitter: a request throttled for good fails after 5 attempts in
+    # ~10 s (measured: 0.5, 1.2, 2.6 and 5.6 s apart).
     "GDAL_HTTP_MAX_RETRY": 4,
     "GDAL_HTTP_RETRY_DELAY": "0.5",
     # an endpoint that does not answer must fail the task in seconds, not hang a cluster.
@@ -93,7 +107,12 @@ REMOTE_GDAL: dict[str, str | int | bool] = {
     "CPL_VSIL_CURL_CHUNK_SIZE": 256 * 1024,
 }
 
+#: HTTP statuses of a service that throttles (429, 503 ``SlowDown``) or fails for a while
+#: (5xx, 408): worth retrying with back-off, and worth trying again later.
+RETRY_STATUSES: frozenset[int] = frozenset({408, 429, 500, 502, 503, 504})
+
 _SCHEMES = ("s3://", "http://", "https://")
+_URL_RE = re.compile(r"(?:s3|https?)://[^\s'\"<>]+", re.IGNORECASE)
 #: GDAL settings that are secrets: never captured into a dask graph.
 SECRET_SETTINGS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
@@ -120,6 +139,20 @@ def redact(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
+def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """``text`` with every URL redacted (see :func:`redact`) and each of ``secrets`` hidden.
+
+    Examples
+    --------
+    >>> scrub("GET https://h/x?X-Amz-Signature=abc failed; key K", ("K",))
+    'GET https://h/x failed; key ***'
+    """
+    text = _URL_RE.sub(lambda found: redact(found.group(0)), text)
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
 def gdal_path(url: str) -> str:
     """The GDAL path of an object URL: ``/vsis3/bucket/key`` or ``/vsicurl/https://...``."""
     if url.lower().startswith("s3://"):
@@ -127,6 +160,107 @@ def gdal_path(url: str) -> str:
     if is_remote(url):
         return "/vsicurl/" + url
     return url
+
+
+def split_gdal_path(path: str) -> tuple[str, str]:
+    """The GDAL path of the object ``path`` reads and the member inside it (a zip's).
+
+    Examples
+    --------
+    >>> split_gdal_path("/vsizip//vsis3/bucket/a/NAME.zip/NAME.SAFE/B04.jp2")
+    ('/vsis3/bucket/a/NAME.zip', 'NAME.SAFE/B04.jp2')
+    >>> split_gdal_path("/vsizip/{/vsicurl/https://host/get?id=1}/NAME.SAFE/B04.jp2")
+    ('/vsicurl/https://host/get?id=1', 'NAME.SAFE/B04.jp2')
+    """
+    if not path.startswith("/vsizip/"):
+        return path, ""
+    archive = path[len("/vsizip/") :]
+    if archive.startswith("{"):
+        archive, _, member = archive[1:].partition("}")
+        return archive, member.lstrip("/")
+    end = archive.lower().find(".zip/") + len(".zip")
+    if end < len(".zip"):
+        return archive, ""
+    return archive[:end], archive[end + 1 :]
+
+
+def object_url(path: str) -> tuple[str, str]:
+    """The object a GDAL ``path`` reads, as a URL without secrets, and the member in it.
+
+    The inverse of :func:`gdal_path`, also for a file inside a zip (``/vsizip/``); a
+    local path comes back as it is.
+
+    Examples
+    --------
+    >>> object_url("/vsis3/bucket/a/B04.jp2")
+    ('s3://bucket/a/B04.jp2', '')
+    >>> object_url("/vsizip/{/vsicurl/https://u:pw@host/get?id=1}/NAME.SAFE/B04.jp2")
+    ('https://host/get', 'NAME.SAFE/B04.jp2')
+    """
+    path, member = split_gdal_path(path)
+    if path.startswith("/vsis3/"):
+        return redact("s3://" + path[len("/vsis3/") :]), member
+    if path.startswith("/vsicurl/"):
+        return redact(path[len("/vsicurl/") :]), member
+    return path, member
+
+
+def causes(error: BaseException) -> list[BaseException]:
+    """``error`` and the errors it was raised from (``__cause__``, else ``__context__``)."""
+    chain: list[BaseException] = []
+    seen: BaseException | None = error
+    while seen is not None and seen not in chain:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    return chain
+
+
+def http_status(error: BaseException) -> int | None:
+    """The HTTP status of the answer behind ``error`` or its causes, if one is known.
+
+    botocore errors (which s3fs chains as the cause of its ``OSError``) carry it in
+    ``response``, aiohttp's (fsspec's HTTP file system) in ``status``.
+    """
+    for cause in causes(error):
+        response = getattr(cause, "response", None)
+        if isinstance(response, Mapping):
+            status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if isinstance(status, int):
+                return status
+        status = getattr(cause, "status", None)
+        if isinstance(status, int) and status >= 400:
+            return status
+    return None
+
+
+def unavailable(status: int | None, detail: str = "") -> str:
+    """What to tell when the service throttles, fails or does not answer, and what to do.
+
+    ``status`` is the HTTP status of its last answer (None: no answer); ``detail``
+    says more (an error message without secrets).
+
+    Examples
+    --------
+    >>> unavailable(503).split(",")[0]
+    'the service is throttling requests or is unavailable (HTTP 503)'
+    """
+    endpoint = "(AWS_ENDPOINT_URL, AWS_S3_ENDPOINT, CDSE_S3_ENDPOINT or storage_options)"
+    if not status:
+        return (
+            "the service did not answer" + (f" ({detail})" if detail else "") + ", still "
+            f"after retries; check that the endpoint {endpoint} and the network answer, or "
+            "retry later"
+        )
+    if status in (429, 503):
+        what = f"the service is throttling requests or is unavailable (HTTP {status})"
+    else:
+        what = f"the service failed (HTTP {status})"
+    return (
+        f"{what}, still after retries with back-off; retry later, or read with fewer "
+        "requests at once (fewer dask workers or threads, e.g. "
+        "dask.config.set(num_workers=4)); if it persists, check that the endpoint answers "
+        f"{endpoint}"
+    )
 
 
 def _flag(value: str | None) -> bool | None:
@@ -258,6 +392,10 @@ class Remote:
         config: dict[str, Any] = {
             # an endpoint that does not answer: fail in seconds with a clear message
             "connect_timeout": 10,
+            # botocore's standard mode retries 5xx, 429 and S3's 503 SlowDown with jittered
+            # exponential back-off (longer after throttling): 3 retries, 4 attempts in all,
+            # a throttled request fails within ~7 s (s3fs adds one more round, see
+            # sentinel_cube.safe._remote)
             "retries": {"max_attempts": 3, "mode": "standard"},
         }
         if self.virtual_hosting is False:

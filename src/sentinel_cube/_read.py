@@ -33,8 +33,10 @@ full-resolution pixels.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
+import re
 import threading
 import warnings
 from collections import OrderedDict
@@ -175,8 +177,9 @@ def read_source(
     keys = _cloud.task_credentials(settings) if remote else {}
     session = _Keys(keys) if keys else None
     method = Resampling[resampling_name(resampling)]
+    statuses: list[int] = []
     try:
-        with rasterio.Env(session=session, **settings):
+        with rasterio.Env(session=session, **settings), _http_statuses(statuses, remote):
             return _read(source, grid, method, use_reduced_levels(method, reduced_levels))
     except (RasterioError, OSError, _WrongSize) as error:
         if isinstance(error, _WrongSize):
@@ -185,29 +188,137 @@ def read_source(
                 "or was replaced: delete the product and download it again"
             )
         elif remote:
-            detail = str(error)
-            for secret in keys.values():
-                detail = detail.replace(secret, "***")
-            problem = (
-                f"could not read band file {source.path} ({detail}); check that the object "
-                "exists, that the endpoint answers (AWS_ENDPOINT_URL, AWS_S3_ENDPOINT, "
-                "CDSE_S3_ENDPOINT) and that this process has credentials that may read it "
-                "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or CDSE_S3_ACCESS_KEY/"
-                "CDSE_S3_SECRET_KEY in the environment of every dask worker)"
-            )
+            problem = _remote_problem(source.path, error, statuses, tuple(keys.values()))
+            _forget(source.path, settings, session)
         else:
             problem = (
                 f"could not read band file {source.path} ({error}); the file is corrupt or "
                 "truncated: delete the product and download it again"
             )
+        where = source.product_id or _cloud.object_url(source.path)[0]
         if on_error == "skip":
             warnings.warn(
-                f"{source.product_id or source.path}: {problem}; its pixels are left as no data",
+                f"{where}: {problem}; its pixels are left as no data",
                 SentinelCubeWarning,
                 stacklevel=2,
             )
             return np.zeros(grid.shape, dtype=np.uint16)
-        raise ProductError(source.product_id or source.path, problem) from error
+        raise ProductError(where, problem) from error
+
+
+def _forget(path: str, settings: Mapping[str, object], session: _Keys | None) -> None:
+    """Make GDAL forget what it kept of the remote object ``path`` reads, after a failure.
+
+    GDAL remembers an object whose request failed (a 503 after all its retries too) as
+    missing, or a bad block of it, for the life of the process: a cube computed again
+    once the service has recovered would fail again without a request. With
+    ``CPL_VSIL_CURL_NON_CACHED`` naming the object, GDAL discards what it cached of it
+    when a handle of it closes: one more open, not retried, does that (its outcome does
+    not matter). The setting is a list of prefixes separated by ``:``, so for an HTTP(S)
+    URL it names all of them, for the moment of this open in this thread only.
+    """
+    forget = {
+        **settings,
+        "CPL_VSIL_CURL_NON_CACHED": _cloud.split_gdal_path(path)[0],
+        "GDAL_HTTP_MAX_RETRY": 0,
+    }
+    try:
+        with rasterio.Env(session=session, **forget), rasterio.open(path, sharing=False):
+            pass
+    except (RasterioError, OSError):
+        pass
+
+
+#: GDAL's messages that give the status of a request it gave up on (0: no answer): the
+#: warning "HTTP response code on <url>: 503" and the error "HTTP response code: 503" of
+#: a request it remembers (not "HTTP error code: 503 ... Retrying": it may yet succeed).
+_HTTP_STATUS_RE = re.compile(r"HTTP response code(?: on \S+)?: (\d{1,3})\b")
+
+
+class _StatusLog(logging.Handler):
+    """Collects the HTTP statuses of GDAL's warnings in the thread that created it."""
+
+    def __init__(self, statuses: list[int]) -> None:
+        super().__init__(logging.WARNING)
+        self.statuses = statuses
+        self.thread = threading.get_ident()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self.thread:
+            self.statuses.extend(int(s) for s in _HTTP_STATUS_RE.findall(record.getMessage()))
+
+
+@contextmanager
+def _http_statuses(statuses: list[int], remote: bool) -> Iterator[None]:
+    """Append to ``statuses`` the HTTP statuses GDAL reports in this thread meanwhile.
+
+    GDAL tells the status of a failed request only in its warnings (rasterio logs them
+    to ``rasterio._env``); the error it raises next often does not (a band file inside
+    a zip then merely "does not exist"). Without those warnings (logging turned off for
+    rasterio), errors are told apart by GDAL's error alone.
+    """
+    if not remote:
+        yield
+        return
+    logger = logging.getLogger("rasterio._env")
+    handler = _StatusLog(statuses)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
+_ACCESS_ERRORS = {
+    "CPLE_AWSAccessDeniedError",
+    "CPLE_AWSInvalidCredentialsError",
+    "CPLE_AWSSignatureDoesNotMatchError",
+}
+_MISSING_ERRORS = {"CPLE_AWSObjectNotFoundError", "CPLE_AWSBucketNotFoundError"}
+
+
+def _remote_problem(
+    path: str, error: BaseException, statuses: list[int], secrets: tuple[str, ...]
+) -> str:
+    """What went wrong reading the remote band file ``path``, and what to do; no secrets.
+
+    Access refused (401, 403), missing (404) and a service that throttles, fails or does
+    not answer (429, 5xx, timeouts: :func:`sentinel_cube._cloud.unavailable`) are told
+    apart, from the HTTP ``statuses`` GDAL reported (the last counts) and its error.
+    """
+    chain = _cloud.causes(error)
+    names = {type(cause).__name__ for cause in chain}
+    text = " ".join(str(cause) for cause in chain)
+    reported = statuses or [int(s) for s in _HTTP_STATUS_RE.findall(text)]
+    status = reported[-1] if reported else None
+    url, member = _cloud.object_url(path)
+    what = f"band file {member} of {url}" if member else f"band file {url}"
+    detail = _cloud.scrub(str(error), secrets)
+    if status in (401, 403) or names & _ACCESS_ERRORS:
+        return (
+            f"could not read {what}: access was refused (HTTP {status or 403}); check that "
+            "every process reading pixels (each dask worker) has credentials that may read "
+            "it: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or CDSE_S3_ACCESS_KEY/"
+            "CDSE_S3_SECRET_KEY in its environment (keys given as storage_options reach "
+            "this process only)"
+        )
+    if status == 404 or names & _MISSING_ERRORS or (status is None and "does not exist" in text):
+        return (
+            f"could not read {what}: it does not exist; the product was moved or deleted "
+            "since its metadata was read, or the URL or endpoint is wrong: check them "
+            "(AWS_ENDPOINT_URL, AWS_S3_ENDPOINT, CDSE_S3_ENDPOINT), or search the catalogue "
+            "again"
+        )
+    if status in _cloud.RETRY_STATUSES or status == 0 or "CURL error" in text:
+        shown = detail if "CURL error" in detail else ""
+        return f"could not read {what}: {_cloud.unavailable(status or None, shown)}"
+    return (
+        f"could not read {what} ({detail}); check that the object exists, that the "
+        "endpoint answers (AWS_ENDPOINT_URL, AWS_S3_ENDPOINT, CDSE_S3_ENDPOINT) and that "
+        "this process has credentials that may read it (AWS_ACCESS_KEY_ID/"
+        "AWS_SECRET_ACCESS_KEY, AWS_PROFILE or CDSE_S3_ACCESS_KEY/CDSE_S3_SECRET_KEY in "
+        "the environment of every dask worker)"
+    )
 
 
 class _Keys(rasterio.session.Session):

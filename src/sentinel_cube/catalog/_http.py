@@ -24,6 +24,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util import Retry
 
+from .._cloud import RETRY_STATUSES  # status codes worth retrying, shared with object storage
+
 __all__ = [
     "BearerAuth",
     "RetryPolicy",
@@ -34,9 +36,6 @@ __all__ = [
     "same_site",
     "user_agent",
 ]
-
-#: Status codes worth retrying: rate limiting and temporary server trouble.
-RETRY_STATUSES: frozenset[int] = frozenset({408, 429, 500, 502, 503, 504})
 
 
 def user_agent() -> str:

@@ -35,6 +35,14 @@ _GRANULE_RE = re.compile(rb"<IMAGE_FILE[^>]*>\s*GRANULE/([^/<\s]+)/")
 #: band pixels too.
 _ZIP_BLOCK = 64 * 1024
 
+#: Times s3fs makes a call. Each of its calls is already retried by botocore (see
+#: :meth:`sentinel_cube._cloud.Remote.storage_options`: 4 attempts, jittered exponential
+#: back-off, longer after throttling); s3fs's default of 5 calls on top made a throttled
+#: metadata read 20 requests and ~25 s before its error showed (measured against 503
+#: SlowDown). A second call is kept: it also repeats a body cut mid-transfer, which
+#: botocore does not retry.
+_S3FS_CALLS = 2
+
 #: What to check when access is refused (no secret is ever shown).
 _CHECK_KEYS = (
     "check the credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, "
@@ -53,14 +61,10 @@ def filesystem(url: str, remote: _cloud.Remote) -> Any:
             import s3fs
         except ImportError as exc:  # pragma: no cover - a declared dependency
             raise MissingExtraError("s3", "s3fs", "reading products on s3://") from exc
-        return s3fs.S3FileSystem(**remote.storage_options())
+        fs = s3fs.S3FileSystem(**remote.storage_options())
+        fs.retries = _S3FS_CALLS  # an instance attribute of s3fs; fsspec reuses instances
+        return fs
     return fsspec.filesystem("http")
-
-
-def _scrub(text: str, remote: _cloud.Remote) -> str:
-    for secret in remote.secrets():
-        text = text.replace(secret, "***")
-    return text
 
 
 def remote_error(
@@ -76,9 +80,13 @@ def remote_error(
         )
     elif isinstance(exc, PermissionError):
         problem = f"access was refused{where}; {_CHECK_KEYS}"
+    elif (status := _cloud.http_status(exc)) in _cloud.RETRY_STATUSES or isinstance(
+        exc, TimeoutError
+    ):
+        problem = f"cannot be read{where}: {_cloud.unavailable(status, 'timed out')}"
     else:
         endpoint = remote.endpoint_url or "the AWS default endpoint"
-        detail = _scrub(f"{type(exc).__name__}: {exc}", remote)[:300]
+        detail = _cloud.scrub(f"{type(exc).__name__}: {exc}", remote.secrets())[:300]
         if not shown.lower().startswith("s3://"):
             endpoint = "its server"
         problem = (
