@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from _s3 import KEY_ID, SECRET
+from _s3 import KEY_ID, SECRET, Fault
 from sentinel_cube._store_layout import state
 from sentinel_cube._store_location import StoreLocation
 from sentinel_cube.cube import open_cube
@@ -245,3 +245,30 @@ def test_unwritable_locations(archive, store, message):
 def test_storage_options_for_a_local_store_are_refused(archive, tmp_path):
     with pytest.raises(SentinelCubeError, match="s3:// stores only"):
         to_zarr(_cube(archive), tmp_path / "c.zarr", storage_options={"key": "K"})
+
+
+def test_throttled_chunk_writes_are_retried(archive, url, s3_env, tmp_path):
+    cube = _cube(archive)
+    local = tmp_path / "local.zarr"
+    to_zarr(cube, local, progress=False)
+    with s3_env.faults(Fault(503, path="/reflectance/c/", method="PUT", times=6)) as rules:
+        to_zarr(cube, url, progress=False)
+    assert rules[0].hits == 6  # six chunk writes were throttled once each, then retried
+    assert _objects(url, "reflectance/c") == _files(local, "reflectance/c")
+
+
+def test_a_store_throttled_throughout_fails_clearly_and_the_rerun_resumes(archive, url, s3_env):
+    cube = _cube(archive)
+    to_zarr(cube.isel(time=[0]), url, progress=False)
+    started = time.monotonic()
+    with s3_env.faults(Fault(503, path="/reflectance/c/", method="PUT")):
+        with pytest.raises(SentinelCubeError) as error:
+            to_zarr(cube, url, progress=False)
+    assert time.monotonic() - started < 90
+    message = str(error.value)
+    assert url in message and "throttling" in message and "retry later" in message
+    assert SECRET not in message and "Signature" not in message
+    assert open_zarr(url).sizes["time"] == 1  # the committed step is intact
+    report = to_zarr(cube, url, progress=False)  # the same call resumes
+    assert len(report.written) == len(DATES) - 1
+    np.testing.assert_array_equal(open_zarr(url).values, cube.values)

@@ -125,7 +125,14 @@ class StoreLocation:
             import s3fs
 
             self._fs = s3fs.S3FileSystem(**self._storage_options())
+            # s3fs repeats a failing call 5 times on top of botocore's own retries (see
+            # _cloud): twice is enough, a throttled store then fails in seconds, not minutes
+            self._fs.retries = 2
         return self._fs
+
+    def secrets(self) -> tuple[str, ...]:
+        """The secret strings of this location (to keep them out of messages)."""
+        return self.remote.with_task_credentials().secrets() if self.remote else ()
 
     def key(self, relative: str = "") -> str:
         """``bucket/prefix/relative`` (remote) for s3fs calls."""

@@ -41,7 +41,6 @@ not); :func:`open_zarr` returns steps sorted by time.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import time as clock
 from collections.abc import Callable, Iterator
@@ -57,6 +56,7 @@ from rasterio.crs import CRS
 from tqdm.auto import tqdm
 from zarr.codecs import BloscCodec
 
+from . import _cloud
 from . import _store_layout as layout
 from ._store_layout import TIME_ENCODING
 from ._store_location import StoreLocation
@@ -223,7 +223,8 @@ def _failures(loc: StoreLocation, *, writing: bool) -> Iterator[None]:
                 "once the cause is fixed"
             )
         action = "writing to" if writing else "reading"
-        raise SentinelCubeError(f"{action} {loc.label!r} failed ({error}): {advice}") from error
+        detail = _cloud.scrub(str(error), loc.secrets())
+        raise SentinelCubeError(f"{action} {loc.label!r} failed ({detail}): {advice}") from error
 
 
 def _advice(loc: StoreLocation, error: Exception) -> str | None:
@@ -235,28 +236,22 @@ def _advice(loc: StoreLocation, error: Exception) -> str | None:
                 "AWS_PROFILE or storage_options) and that they may read and write this bucket"
             )
         return "permission denied: check the folder's permissions"
-    if loc.is_remote:
-        if isinstance(error, FileNotFoundError):
-            return "the bucket does not exist: create it, or check the URL and the endpoint"
-        chain = list(_chain(error))
-        names = {type(e).__name__ for e in chain}
-        if "NoCredentialsError" in names:
-            return (
-                "no keys were found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, "
-                "or pass storage_options"
-            )
-        if any(isinstance(e, OSError) and e.errno == errno.EBUSY for e in chain):
-            return "the object store is throttling requests (SlowDown): retry later"
-        if names & _NETWORK_ERRORS or any(
-            isinstance(e, TimeoutError | ConnectionError) for e in chain
-        ):
-            return (
-                "the object store did not answer: check the endpoint (AWS_ENDPOINT_URL) "
-                "and the network, and retry"
-            )
-        return None
-    if isinstance(error, OSError):  # a full disk, a vanished mount...
-        return "fix the cause (disk space, permissions, the mount)"
+    if not loc.is_remote:
+        return "fix the cause (disk space, the mount)" if isinstance(error, OSError) else None
+    if isinstance(error, FileNotFoundError):
+        return "the bucket does not exist: create it, or check the URL and the endpoint"
+    chain = _cloud.causes(error)
+    names = {type(e).__name__ for e in chain}
+    if "NoCredentialsError" in names:
+        return (
+            "no keys were found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, "
+            "or pass storage_options"
+        )
+    status = _cloud.http_status(error)
+    if status in _cloud.RETRY_STATUSES:
+        return _cloud.unavailable(status)
+    if names & _NETWORK_ERRORS or any(isinstance(e, TimeoutError | ConnectionError) for e in chain):
+        return _cloud.unavailable(None, _cloud.scrub(str(error), loc.secrets()))
     return None
 
 
@@ -265,13 +260,6 @@ _NETWORK_ERRORS = {
     "EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError",
     "ConnectionClosedError", "ClientConnectorError", "ServerDisconnectedError",
 }  # fmt: skip
-
-
-def _chain(error: BaseException) -> Iterator[BaseException]:
-    seen: BaseException | None = error
-    while seen is not None:
-        yield seen
-        seen = seen.__cause__ or seen.__context__
 
 
 def _write_steps(
