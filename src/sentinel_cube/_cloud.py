@@ -407,6 +407,7 @@ class Remote:
 def settings(
     storage_options: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
+    url: str | None = None,
 ) -> Remote:
     """Resolve endpoint and credentials from ``storage_options``, then ``environ``.
 
@@ -417,14 +418,33 @@ def settings(
         ``token``, ``profile``, ``endpoint_url``, ``region_name``, ``anon``.
     environ
         The environment to read (default ``os.environ``).
+    url
+        The object to reach. An ``s3://eodata/...`` URL (CDSE's bucket) is read with the
+        ``CDSE_S3_*`` settings whenever ``CDSE_S3_ACCESS_KEY`` is set and
+        ``storage_options`` names no endpoint or key, whatever the ``AWS_*`` variables say:
+        so one environment reads CDSE products and writes a store to another service.
 
     Returns
     -------
     Remote
+
+    Examples
+    --------
+    >>> env = {"AWS_ACCESS_KEY_ID": "A", "AWS_SECRET_ACCESS_KEY": "B",
+    ...        "AWS_ENDPOINT_URL": "https://s3.example.org", "CDSE_S3_ACCESS_KEY": "C",
+    ...        "CDSE_S3_SECRET_KEY": "D"}
+    >>> settings(environ=env, url="s3://eodata/Sentinel-2/x.SAFE").endpoint
+    'eodata.dataspace.copernicus.eu'
+    >>> settings(environ=env, url="s3://my-bucket/cube.zarr").endpoint
+    's3.example.org'
     """
     env = os.environ if environ is None else environ
     opts = dict(storage_options or {})
     client = dict(opts.get("client_kwargs") or {})
+    if _cdse_object(url, opts, client, env):
+        host, secure = _endpoint(env.get("CDSE_S3_ENDPOINT") or CDSE_ENDPOINT)
+        keys = (env.get("CDSE_S3_ACCESS_KEY"), env.get("CDSE_S3_SECRET_KEY"), None)
+        return Remote(endpoint=host, https=secure, virtual_hosting=False, _secrets=keys)
     unknown = set(opts) - {
         "key", "secret", "token", "profile", "endpoint_url", "region_name", "region",
         "anon", "client_kwargs",
@@ -483,6 +503,16 @@ def settings(
     )
 
 
+def _cdse_object(
+    url: str | None, opts: Mapping[str, Any], client: Mapping[str, Any], env: Mapping[str, str]
+) -> bool:
+    """Whether ``url`` is in CDSE's ``eodata`` bucket and is to be read with CDSE's keys."""
+    if not url or not (url.lower().startswith("s3://eodata/") or "/vsis3/eodata/" in url):
+        return False
+    explicit = opts.get("endpoint_url") or client.get("endpoint_url") or opts.get("key")
+    return not explicit and bool(env.get("CDSE_S3_ACCESS_KEY"))
+
+
 # ------------------------------------------------------------------ credentials of tasks
 
 _REGISTERED: dict[str, dict[str, str]] = {}
@@ -514,4 +544,7 @@ def task_credentials(env: Mapping[str, object]) -> dict[str, str]:
         found = _REGISTERED.get(endpoint)
     if found:
         return dict(found)
+    cdse = settings(environ=os.environ, url="s3://eodata/")
+    if endpoint and cdse.has_credentials and cdse.endpoint == endpoint:
+        return cdse.gdal_credentials()  # CDSE's endpoint: CDSE's keys, whatever AWS_* say
     return settings(environ=os.environ).gdal_credentials()

@@ -74,7 +74,7 @@ class StoreLocation:
                     f"store {self.url!r} names a bucket only: give a prefix, e.g. "
                     f"{self.url}/cube.zarr"
                 )
-            self.remote = _cloud.settings(storage_options)
+            self.remote = _cloud.settings(storage_options, url=self.url)
         else:
             if storage_options:
                 raise SentinelCubeError(

@@ -183,8 +183,9 @@ def open_cube(
         groupby=groupby,
     )
     remote = None
-    if any(is_remote_path(b.path) for item in items for b in item.bands.values()):
-        remote = _cloud.settings(storage_options)
+    remote_paths = [b.path for item in items for b in item.bands.values() if is_remote_path(b.path)]
+    if remote_paths:
+        remote = _cloud.settings(storage_options, url=remote_paths[0])
         if storage_options:  # explicit keys: for this process's tasks, not in the graph
             _cloud.register_credentials(remote)
     data = cube_array(
@@ -256,13 +257,17 @@ def _table_locations(
         raise SentinelCubeError(f"products {missing} have no local path: download them first")
     in_place = local.isna()
     if in_place.any():
-        _check_s3_access(list(products.index[in_place]), storage_options)
+        _check_s3_access(
+            list(products.index[in_place]), storage_options, str(remote[in_place].iloc[0])
+        )
     return [str(r) if pd.isna(p) else str(p) for p, r in zip(local, remote, strict=True)]
 
 
-def _check_s3_access(product_ids: list[Any], storage_options: Mapping[str, Any] | None) -> None:
+def _check_s3_access(
+    product_ids: list[Any], storage_options: Mapping[str, Any] | None, url: str
+) -> None:
     """Raise a clear error when products can only be read on S3 and S3 is not set up."""
-    remote = _cloud.settings(storage_options)
+    remote = _cloud.settings(storage_options, url=url)
     if (remote.has_credentials or remote.anon) and remote.endpoint is not None:
         return
     count = len(product_ids)
@@ -271,8 +276,8 @@ def _check_s3_access(product_ids: list[Any], storage_options: Mapping[str, Any] 
     )
     if remote.has_credentials:  # keys of another service, for AWS itself
         problem = (
-            "S3 keys are set but no S3 endpoint (AWS_ACCESS_KEY_ID/AWS_PROFILE take "
-            "precedence over CDSE_S3_ACCESS_KEY, and these products are not on AWS)"
+            "S3 keys are set but no S3 endpoint (AWS_ACCESS_KEY_ID/AWS_PROFILE are for AWS, "
+            "and these products are not on AWS; CDSE_S3_ACCESS_KEY is not set)"
         )
     else:
         problem = "no S3 credentials are configured"

@@ -188,7 +188,7 @@ class LocalCatalog(Catalog):
         comes from the same listing, so an unchanged product is not read again.
         """
         assert self.url is not None
-        remote = _cloud.settings(self._storage_options)
+        remote = _cloud.settings(self._storage_options, url=self.url)
         fs = filesystem(self.url, remote)
         fs.invalidate_cache()
         try:

@@ -285,7 +285,7 @@ def read_product(
     text = os.fspath(path)
     source: ProductContainer
     if _cloud.is_remote(text):
-        source = open_remote_container(text, _cloud.settings(storage_options))
+        source = open_remote_container(text, _cloud.settings(storage_options, url=text))
     else:
         source = open_container(os.path.abspath(os.path.expanduser(text)))
     try:
