@@ -96,3 +96,26 @@ def test_notebook_is_stripped_and_executes(tmp_path):
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "9 of 12 products cover the whole AOI" in text
     assert any("image/png" in o.get("data", {}) for o in outputs)  # the RGB picture
+
+
+def test_cloud_cluster_from_s3_products_to_an_s3_store(s3_env, tmp_path):
+    import uuid
+
+    import numpy as np
+
+    from sentinel_cube.testing import make_archive
+
+    bucket = f"example-{uuid.uuid4().hex[:12]}"
+    s3_env.client().create_bucket(Bucket=bucket)
+    folders = make_archive(tmp_path / "archive", dates=["2023-06-01", "2023-06-11"], scale=61)
+    for folder in folders:
+        s3_env.upload(folder, "archive", bucket=bucket)
+    store = f"s3://{bucket}/cubes/example.zarr"
+    args = ("--products", f"s3://{bucket}/archive", "--store", store, "--resolution", "610",
+            "--bands", "B04,B08,SCL", "--workers", "2")  # fmt: skip
+    env = {**s3_env.env(), "HOME": str(tmp_path)}
+    stdout = _run("cloud_cluster.py", *args, env=env)
+    assert f"{store}: 2 steps written, 0 already there" in stdout
+    assert f"{store}: 0 steps written, 2 already there" in _run("cloud_cluster.py", *args, env=env)
+    expected = sc.open_cube(folders, bands=["B04", "B08", "SCL"], resolution=610)
+    np.testing.assert_array_equal(sc.open_zarr(store).values, expected.values)
