@@ -272,3 +272,31 @@ def test_a_store_throttled_throughout_fails_clearly_and_the_rerun_resumes(archiv
     report = to_zarr(cube, url, progress=False)  # the same call resumes
     assert len(report.written) == len(DATES) - 1
     np.testing.assert_array_equal(open_zarr(url).values, cube.values)
+
+
+def test_the_command_line_builds_and_clips_from_s3_to_s3(archive, url, s3_env):
+    from click.testing import CliRunner
+
+    from sentinel_cube.cli import main
+
+    bucket = url.split("/")[2]
+    for folder in archive:
+        s3_env.upload(folder, "archive", bucket=bucket)
+    runner = CliRunner()
+    args = ["build", f"s3://{bucket}/archive", "--bands", "B04", "B08", "--resolution", "610",
+            "--out", url]  # fmt: skip
+    built = runner.invoke(main, args)
+    assert built.exit_code == 0, built.output
+    assert f"wrote {len(DATES)} time steps (0 already stored) to {url}" in built.output
+    again = runner.invoke(main, args)
+    assert again.exit_code != 0 and "--append" in again.output  # exists: asks what to do
+    resumed = runner.invoke(main, [*args, "--append"])
+    assert "wrote 0 time steps (3 already stored)" in resumed.output
+    expected = _cube(archive)
+    np.testing.assert_array_equal(open_zarr(url).values, expected.values)
+    clipped_url = url.replace("budapest.zarr", "clipped.zarr")
+    clipped = runner.invoke(main, ["clip", url, "--aoi", "18.9,47.3,19.3,47.6", "--out",
+                                   clipped_url])  # fmt: skip
+    assert clipped.exit_code == 0, clipped.output
+    small = open_zarr(clipped_url)
+    assert small.sizes["time"] == len(DATES) and small.sizes["x"] < expected.sizes["x"]

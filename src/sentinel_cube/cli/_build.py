@@ -11,13 +11,13 @@ from typing import Any
 import click
 
 from ..exceptions import SentinelCubeError
-from ._options import _ManyValues, _split
+from ._options import PathOrURL, _ManyValues, _split, parse_aoi
 
 __all__ = ["build_command"]
 
 
 @click.command("build")
-@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.argument("sources", nargs=-1, required=True, type=PathOrURL(exists=True))
 @click.option("--aoi", type=str, default=None, help="AOI file, WKT or 'minx,miny,maxx,maxy'.")
 @click.option(
     "--bands", cls=_ManyValues, default="B02 B03 B04 B08", show_default=True,
@@ -30,7 +30,7 @@ __all__ = ["build_command"]
 @click.option("--crs", type=str, default=None, help="Target CRS, e.g. EPSG:32634.")
 @click.option("--units", type=click.Choice(["reflectance", "dn"]), default="reflectance")
 @click.option("--chunks", type=int, default=None, help="Chunk side in pixels.")
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Zarr store to write.")
+@click.option("--out", type=PathOrURL(), required=True, help="Zarr store to write (or s3:// URL).")
 @click.option("--append", is_flag=True, help="Add new time steps to (or resume) an existing store.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing store.")
 @click.option(
@@ -48,21 +48,23 @@ def build_command(sources, aoi, bands, resolution, start, end, cloud, crs, units
 
     SOURCES: a folder of .SAFE/.zip products, a products table written by
     'sentinel-cube search' (.geojson, .gpkg, .parquet, .csv with a 'path'
-    column), or product paths.
+    column), or product paths; folders and products may be s3:// or https://
+    URLs (read in place). --out may be an s3:// URL. S3 keys and endpoints come
+    from the AWS_* (or CDSE_S3_*) variables.
     """
+    from .._store_location import StoreLocation
     from ..catalog import filter_products
     from ..cube import open_cube
     from ..store import to_zarr
 
     if append and overwrite:
         raise click.UsageError("--append and --overwrite exclude each other")
-    if (out / "zarr.json").exists() and not (append or overwrite):
-        raise click.ClickException(
-            f"{out} exists: pass --append to add new time steps (or resume), or --overwrite"
-        )
-    if aoi and "," in aoi and not Path(aoi).exists():
-        aoi = tuple(float(v) for v in aoi.split(","))
+    aoi = parse_aoi(aoi)
     try:
+        if StoreLocation(out).exists("zarr.json") and not (append or overwrite):
+            raise click.ClickException(
+                f"{out} exists: pass --append to add new time steps (or resume), or --overwrite"
+            )
         products = _load_products(sources)
         products = filter_products(
             products, aoi=aoi, date=(start, end) if (start or end) else None,
@@ -91,7 +93,7 @@ def build_command(sources, aoi, bands, resolution, start, end, cloud, crs, units
     )
 
 
-def _load_products(sources: tuple[Path, ...]):
+def _load_products(sources: tuple[Path | str, ...]):
     import geopandas as gpd
     import pandas as pd
 
@@ -102,6 +104,12 @@ def _load_products(sources: tuple[Path, ...]):
     frames = []
     loose: list = []
     for source in sources:
+        if isinstance(source, str):  # a URL: a product, or a prefix holding products
+            if source.rstrip("/").lower().endswith((".safe", ".zip")):
+                loose.append(read_product(source, require_bands=None))
+            else:
+                frames.append(LocalCatalog(source, require_bands=None).search())
+            continue
         suffix = source.suffix.lower()
         if source.is_dir() and suffix != ".safe" and not (source / "MTD_MSIL2A.xml").exists() \
                 and not (source / "MTD_MSIL1C.xml").exists():  # fmt: skip

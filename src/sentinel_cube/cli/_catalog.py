@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from ..exceptions import SentinelCubeError
-from ._options import _ManyValues, _split
+from ._options import _ManyValues, _split, parse_aoi
 
 __all__ = ["download", "search"]
 
@@ -31,14 +31,7 @@ def _aoi(aoi: str | None, place: str | None) -> Any:
         from ..aoi import geocode
 
         return geocode(place)
-    if aoi and "," in aoi and not Path(aoi).exists():
-        try:
-            return tuple(float(v) for v in aoi.split(","))
-        except ValueError:
-            raise click.BadParameter(
-                f"{aoi!r} is neither a file nor 'minx,miny,maxx,maxy'", param_hint="--aoi"
-            ) from None
-    return aoi
+    return parse_aoi(aoi)
 
 
 @click.command()

@@ -12,6 +12,7 @@ import numpy as np
 import xarray as xr
 
 from ..exceptions import SentinelCubeError
+from ._options import PathOrURL, parse_aoi
 
 __all__ = ["aggregate_command", "clip_command", "parse_where", "stretch_command"]
 
@@ -57,17 +58,17 @@ def parse_where(expression: str, cube: xr.DataArray) -> xr.DataArray:
 
 
 @click.command("clip")
-@click.argument("cube", type=click.Path(exists=True, path_type=Path))
+@click.argument("cube", type=PathOrURL(exists=True))
 @click.option("--aoi", required=True, help="AOI file, WKT or 'minx,miny,maxx,maxy'.")
 @click.option("--all-touched", is_flag=True, help="Keep every pixel the AOI touches.")
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Zarr store.")
-def clip_command(cube: Path, aoi: str, all_touched: bool, out: Path) -> None:
+@click.option("--out", type=PathOrURL(), required=True, help="Zarr store (or s3:// URL).")
+def clip_command(cube: Path | str, aoi: str, all_touched: bool, out: Path | str) -> None:
     """Clip a cube store to an AOI into a new store."""
     from ..ops import clip
     from ..store import open_zarr, to_zarr
 
     try:
-        clipped = clip(open_zarr(cube), _aoi(aoi), all_touched=all_touched)
+        clipped = clip(open_zarr(cube), parse_aoi(aoi), all_touched=all_touched)
         report = to_zarr(clipped, out, mode="w")
     except (SentinelCubeError, ValueError) as error:
         raise click.ClickException(str(error)) from error
@@ -75,13 +76,13 @@ def clip_command(cube: Path, aoi: str, all_touched: bool, out: Path) -> None:
 
 
 @click.command("stretch")
-@click.argument("cube", type=click.Path(exists=True, path_type=Path))
+@click.argument("cube", type=PathOrURL(exists=True))
 @click.option("--bands", nargs=3, default=("B04", "B03", "B02"), show_default=True,
               help="Red, green and blue bands.")  # fmt: skip
 @click.option("--time", "when", default=None, help="Day to show (nearest); default the first.")
 @click.option("--percentiles", nargs=2, type=float, default=(2.0, 98.0), show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
-def stretch_command(cube: Path, bands, when, percentiles, out: Path) -> None:
+def stretch_command(cube: Path | str, bands, when, percentiles, out: Path) -> None:
     """Write a stretched true-colour PNG of one time step of a cube store."""
     from ..export import to_png
     from ..ops import stretch
@@ -100,15 +101,15 @@ def stretch_command(cube: Path, bands, when, percentiles, out: Path) -> None:
 
 
 @click.command("aggregate")
-@click.argument("cube", type=click.Path(exists=True, path_type=Path))
+@click.argument("cube", type=PathOrURL(exists=True))
 @click.option("--freq", default=None, help="pandas offset: W, MS, QS, YS, 10D...")
 @click.option("--groupby", default=None, help="time.month, time.season or a per-time coord.")
 @click.option("--how", default="median", show_default=True,
               help="mean median min max std count sum first last quantile(q).")  # fmt: skip
 @click.option("--where", "where", default=None, help='e.g. "cloudcoverpercentage < 20".')
 @click.option("--mask", type=click.Choice(["scl"]), default=None, help="Mask clouds with SCL.")
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Zarr store.")
-def aggregate_command(cube: Path, freq, groupby, how, where, mask, out: Path) -> None:
+@click.option("--out", type=PathOrURL(), required=True, help="Zarr store (or s3:// URL).")
+def aggregate_command(cube: Path | str, freq, groupby, how, where, mask, out: Path | str) -> None:
     """Aggregate a cube store over time (calendar bins or metadata groups) into Zarr."""
     from ..ops import aggregate
     from ..store import open_zarr, to_zarr
@@ -121,17 +122,13 @@ def aggregate_command(cube: Path, freq, groupby, how, where, mask, out: Path) ->
             to_zarr(result, out, mode="w")
         else:  # metadata groups (month, orbit...): a plain xarray Zarr store
             regular = {d: max(c) for d, c in zip(result.dims, result.chunks or (), strict=False)}
+            from .._store_location import StoreLocation
+
             result.chunk(regular).to_dataset(name=str(data.name or "data")).to_zarr(
-                out, mode="w", zarr_format=3, consolidated=False
+                StoreLocation(out).zarr_store(), mode="w", zarr_format=3, consolidated=False
             )
     except (SentinelCubeError, ValueError) as error:
         raise click.ClickException(str(error)) from error
     dim = result.dims[0]
     click.echo(f"wrote {out}: {result.sizes[dim]} {dim} steps, scenes per step "
                f"{result.n_scenes.values.tolist()}")  # fmt: skip
-
-
-def _aoi(text: str):
-    if "," in text and not Path(text).exists():
-        return tuple(float(v) for v in text.split(","))
-    return text

@@ -2,9 +2,52 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import click
 
+from .._cloud import is_remote
+
 __all__: list[str] = []
+
+
+class PathOrURL(click.ParamType):
+    """A local path (``Path``), or an ``s3://``/``https://`` URL kept as text.
+
+    Parameters
+    ----------
+    exists
+        Whether a local path must exist (URLs are checked when they are read).
+    """
+
+    name = "path-or-url"
+
+    def __init__(self, exists: bool = False) -> None:
+        self.exists = exists
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Path | str:
+        if isinstance(value, Path):
+            return value
+        text = str(value)
+        if is_remote(text):
+            return text
+        if self.exists and not Path(text).exists():
+            self.fail(f"{text!r} does not exist", param, ctx)
+        return Path(text)
+
+
+def parse_aoi(text: str | None) -> Any:
+    """``--aoi``: a ``minx,miny,maxx,maxy`` box (lon/lat) as a tuple, else the text (a file
+    or WKT), or None."""
+    if not text or "," not in text or Path(text).exists():
+        return text
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is neither a file nor 'minx,miny,maxx,maxy'", param_hint="--aoi"
+        ) from None
 
 
 class _ManyValues(click.Option):

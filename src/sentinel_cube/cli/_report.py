@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..exceptions import SentinelCubeError
+from ._options import parse_aoi
 
 __all__ = ["report_command"]
 
@@ -48,13 +49,7 @@ def report_command(products, aoi, out, cube, rgb, freq, title, max_frames) -> No
     from ..catalog import read_products
     from ..report import write_report
 
-    if aoi and "," in aoi and not Path(aoi).exists():
-        try:
-            aoi = tuple(float(v) for v in aoi.split(","))
-        except ValueError:
-            raise click.BadParameter(
-                f"{aoi!r} is neither a file nor 'minx,miny,maxx,maxy'", param_hint="--aoi"
-            ) from None
+    aoi = parse_aoi(aoi)
     try:
         table = read_products(products)
         click.echo(f"{len(table)} products read from {products}; writing the report to {out}")
