@@ -35,8 +35,9 @@ of the UTM zone 33/34 boundary and overlap around 18.3-19.1 deg E (different
 CRSs; each zone has its own synthetic ground).
 
 Layout: :mod:`sentinel_cube.testing.archive` holds the generator,
-:mod:`sentinel_cube.testing.servers` the loopback catalogue servers; their
-public names are imported from here.
+:mod:`sentinel_cube.testing.servers` the loopback catalogue servers and the loopback
+S3 server (:class:`S3Server`, extra ``demo-s3``); their public names are imported from
+here.
 """
 
 from .archive._archive import make_archive, make_product
@@ -63,6 +64,7 @@ from .archive._spec import (
 )
 from .servers._cdse import CDSEServer
 from .servers._loopback import Faults, LoopbackServer, ServedProduct, served_archive
+from .servers._s3 import S3Server, Traffic
 
 __all__ = [
     "CDSEServer",
@@ -72,7 +74,9 @@ __all__ = [
     "demo_specs",
     "Faults",
     "LoopbackServer",
+    "S3Server",
     "ServedProduct",
+    "Traffic",
     "served_archive",
     "ALLOWED_SCALES",
     "BREAK_MODES",
