@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import struct
 import tempfile
 import time
@@ -69,15 +68,19 @@ def run(scale: int, root: Path) -> dict[str, Any]:
     (zipped,) = make_archive(root / "zips", zipped=True, **kind)
     results: dict[str, Any] = {"scale": scale}
     with S3Server() as server:
-        os.environ.update(server.env())
+        so = server.storage_options()
         server.create_bucket("bench")
         # a copy per measure: GDAL caches what it fetched per object, per process
         url, band_url, store_url = (server.upload(folder, f"archive-{n}", "bench") for n in "abc")
         zip_url = server.upload(zipped, "zips", "bench")
-        results["metadata folder"] = measure(server, lambda: sc.read_product(url, None))
-        results["metadata zip"] = measure(server, lambda: sc.read_product(zip_url, None))
+        results["metadata folder"] = measure(
+            server, lambda: sc.read_product(url, None, storage_options=so)
+        )
+        results["metadata zip"] = measure(
+            server, lambda: sc.read_product(zip_url, None, storage_options=so)
+        )
 
-        product = sc.read_product(url, None)
+        product = sc.read_product(url, None, storage_options=so)
         band = product.band("B04")
         rows, cols = band.shape
         local = folder / band.path.split(".SAFE/", 1)[1]
@@ -85,26 +88,34 @@ def run(scale: int, root: Path) -> dict[str, Any]:
         across = -(-cols // BLOCK)
         # the tile in the second row and column: header reads are not mistaken for it
         needed = lengths[1 * across + 1] if len(lengths) > across + 1 else lengths[-1]
-        cube = sc.open_cube([product], bands=["B04"], resolution=10, chunks=BLOCK, units="dn")
+        cube = sc.open_cube(
+            [product], bands=["B04"], resolution=10, chunks=BLOCK, units="dn", storage_options=so
+        )
         window = cube.isel(time=0, y=slice(BLOCK, 2 * BLOCK), x=slice(BLOCK, 2 * BLOCK))
         results["one chunk"] = {**measure(server, window.compute), "needed": needed}
-        whole = sc.open_cube([band_url], bands=["B04"], resolution=10, chunks=BLOCK, units="dn")
+        whole = sc.open_cube(
+            [band_url], bands=["B04"], resolution=10, chunks=BLOCK, units="dn", storage_options=so
+        )
         results["whole band"] = {
             **measure(server, whole.compute),
             "needed": local.stat().st_size,
         }
-        zip_cube = sc.open_cube([zip_url], bands=["B04"], resolution=10, chunks=BLOCK, units="dn")
+        zip_cube = sc.open_cube(
+            [zip_url], bands=["B04"], resolution=10, chunks=BLOCK, units="dn", storage_options=so
+        )
         results["whole band in zip"] = {
             **measure(server, zip_cube.compute),
             "needed": local.stat().st_size,
         }
 
-        store_cube = sc.open_cube([store_url], bands=["B04", "B08"], resolution=20, chunks=BLOCK)
+        store_cube = sc.open_cube(
+            [store_url], bands=["B04", "B08"], resolution=20, chunks=BLOCK, storage_options=so
+        )
         store = "s3://bench/cubes/one.zarr"
         written: dict[str, Any] = {}
 
         def write() -> None:
-            written["report"] = sc.to_zarr(store_cube, store, progress=False)
+            written["report"] = sc.to_zarr(store_cube, store, progress=False, storage_options=so)
 
         results["store write"] = measure(server, write)
         report = written["report"]
