@@ -184,8 +184,8 @@ def read_source(
     except (RasterioError, OSError, _WrongSize) as error:
         if isinstance(error, _WrongSize):
             problem = (
-                f"band file {source.path} {error}; the file does not belong to this product "
-                "or was replaced: delete the product and download it again"
+                f"band file {_cloud.scrub(source.path)} {error}; the file does not belong to "
+                "this product or was replaced: delete the product and download it again"
             )
         elif remote:
             problem = _remote_problem(source.path, error, statuses, tuple(keys.values()))
@@ -344,7 +344,7 @@ def _check_size(dataset: rasterio.io.DatasetReader, source: Source) -> None:
         rows, cols = source.shape
         raise _WrongSize(
             f"is {dataset.width} x {dataset.height} px, but the product metadata "
-            f"(MTD_TL.xml) gives {cols} x {rows} px"
+            f"(MTD_TL.xml, or a STAC item's proj:shape) gives {cols} x {rows} px"
         )
 
 
