@@ -27,7 +27,7 @@ Pure: no IO.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -214,7 +214,9 @@ def _raster_band(asset: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def band_assets(
-    assets: Mapping[str, Mapping[str, Any]], provider: str = "stac"
+    assets: Mapping[str, Mapping[str, Any]],
+    provider: str = "stac",
+    bands: Iterable[str] | None = None,
 ) -> dict[str, AssetChoice]:
     """The asset of each band an item offers, by :data:`BAND_NAMES` order.
 
@@ -229,6 +231,8 @@ def band_assets(
         The item's ``assets``.
     provider
         One of :data:`PROVIDERS`.
+    bands
+        Only look for these bands (ESA names); None: all of :data:`BAND_NAMES`.
 
     Examples
     --------
@@ -238,9 +242,10 @@ def band_assets(
     {'B04': 'B04_10m', 'SCL': 'SCL_20m'}
     """
     chosen: dict[str, AssetChoice] = {}
+    looked_for = BAND_NAMES if bands is None else tuple(b for b in BAND_NAMES if b in set(bands))
     table = PROVIDER_ASSET_KEYS.get(provider, {})
-    for band, keys in table.items():
-        for key in keys:
+    for band in looked_for:
+        for key in table.get(band, ()):
             asset = assets.get(key)
             if isinstance(asset, Mapping) and asset.get("href") and _is_data(asset):
                 found = asset_band(key, asset)
@@ -251,11 +256,15 @@ def band_assets(
                 )  # fmt: skip
                 break
     candidates: dict[str, list[AssetChoice]] = {}
+    if len(chosen) == len(looked_for):
+        return chosen
     for key, asset in assets.items():
-        if not isinstance(asset, Mapping) or not asset.get("href") or not _is_data(asset):
+        if not isinstance(asset, Mapping) or not asset.get("href"):
             continue
         found = asset_band(key, asset)
-        if found is None or found[0] in chosen:
+        if found is None or found[0] in chosen or found[0] not in looked_for:
+            continue
+        if not _is_data(asset):
             continue
         band, from_key = found
         choice = AssetChoice(

@@ -55,7 +55,7 @@ import os
 import threading
 import warnings
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
@@ -77,7 +77,13 @@ from ..safe._names import ProductName, parse_product_name, tile_from_name
 from ._bands import AssetChoice, band_assets, describe_assets
 from ._proj import ProjError, proj_epsg, proj_grid
 from ._radiometry import asset_radiometry
-from ._sign import is_planetary_computer, is_signed, sign_hrefs, strip_signature
+from ._sign import (
+    PC_BLOB_SUFFIX,
+    is_planetary_computer,
+    is_signed,
+    sign_hrefs,
+    strip_signature,
+)
 
 __all__ = [
     "STAC_PATH_PREFIX",
@@ -219,7 +225,7 @@ def detect_provider(item: Mapping[str, Any]) -> str:
     props = item.get("properties") or {}
     assets = item.get("assets") or {}
     hrefs = [str(a.get("href") or "") for a in assets.values() if isinstance(a, Mapping)]
-    if any(is_planetary_computer(h) for h in hrefs):
+    if any(PC_BLOB_SUFFIX + "/" in h and is_planetary_computer(h) for h in hrefs):
         return "planetary-computer"
     if any(k.startswith("earthsearch:") for k in props) or {"red", "nir08", "scl"} & set(assets):
         return "earth-search"
@@ -325,7 +331,9 @@ def _percent(value: Any) -> float | None:
         return None
 
 
-def _footprint(item: Mapping[str, Any], fallback: BaseGeometry | None) -> BaseGeometry:
+def _footprint(item: Mapping[str, Any], fallback: Callable[[], BaseGeometry]) -> BaseGeometry:
+    """The item's geometry (split at the antimeridian if needed), else its bbox, else
+    ``fallback()`` (the band grid's outline)."""
     geometry = item.get("geometry")
     shaped: BaseGeometry | None = None
     if isinstance(geometry, Mapping) and geometry.get("coordinates"):
@@ -350,11 +358,7 @@ def _footprint(item: Mapping[str, Any], fallback: BaseGeometry | None) -> BaseGe
         except (TypeError, ValueError):
             shaped = None
     if shaped is None or shaped.is_empty:
-        if fallback is None:
-            raise SentinelCubeError(
-                f"STAC item {item.get('id')!r} has no geometry and no bbox: add them"
-            )
-        shaped = fallback
+        shaped = fallback()
     return shaped
 
 
@@ -454,7 +458,7 @@ def _requested(bands: Sequence[str] | str | None) -> tuple[str, ...] | None:
             found.append(normalize_band(name))
         except ValueError:
             continue  # planning names the unknown band
-    return tuple(dict.fromkeys(found))
+    return tuple(dict.fromkeys(found)) or None  # none known: planning says what is wrong
 
 
 def item_to_product(
@@ -479,7 +483,8 @@ def _convert(
     props = reader.props
     provider = detect_provider(item)
     assets = item.get("assets") or {}
-    choices = band_assets(assets, provider)
+    looked_for = None if wanted is None else (*wanted, "SCL")  # SCL for mask_clouds
+    choices = band_assets(assets, provider, looked_for)
     if not choices:
         raise reader.error(
             f"has no band asset ({provider} item; assets: {describe_assets(assets)}); "
@@ -501,7 +506,7 @@ def _convert(
     named = _product_name(item)
     baseline = _baseline(props, named)
     tile = _tile(item, named)
-    needed = set(wanted) if wanted is not None else set(choices)
+    needed = set(wanted) if wanted is not None else set(choices)  # opened if need be
     epsgs = {band: reader.epsg_of(choice) for band, choice in choices.items()}
     grids: dict[str, tuple[tuple[int, int], Affine]] = {}
     headers: dict[int, FileGrid] = {}
@@ -575,7 +580,6 @@ def _convert(
     if sensing is None:
         raise reader.error("has no datetime (nor start_datetime): add one")
     first = next(iter(files.values()))
-    fallback = reproject_geometry(box(*first.bounds), epsg, 4326)
     level = _level(item, named, "SCL" in choices)
     quality = {
         key[3:]: value
@@ -601,7 +605,7 @@ def _convert(
         relative_orbit=int(orbit) if orbit else (named.relative_orbit if named else 0),
         orbit_direction=str(direction).upper() if direction else None,
         epsg=epsg,
-        footprint=_footprint(item, fallback),
+        footprint=_footprint(item, lambda: reproject_geometry(box(*first.bounds), epsg, 4326)),
         bands=files,
         cloud_cover=_percent(props.get("eo:cloud_cover")),
         vegetation=_percent(props.get("s2:vegetation_percentage")),
@@ -635,8 +639,9 @@ def items_to_products(
         A ``pystac.ItemCollection``, a list of ``pystac.Item`` or of item dicts, a
         FeatureCollection dict, or one item.
     bands
-        Bands that must be there (``"B04"``, ``"red"`` is not a band name); None: no
-        check. Every band asset with a known grid becomes a band of the Product.
+        Bands that must be there (ESA names: ``"B04"``, not ``"red"``); the Products
+        hold those bands and SCL (for :func:`sentinel_cube.mask_clouds`). None: every
+        band asset of the items, no check.
     sign
         Sign unsigned Planetary Computer hrefs (needs ``planetary-computer``). With
         ``False`` they are kept as they are (and fail when read).
