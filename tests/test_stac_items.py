@@ -708,3 +708,79 @@ def test_items_in_two_utm_zones_follow_the_safe_rule(tmp_path, monkeypatch):
 def test_stac_paths_are_resolved_in_this_process_only():
     with pytest.raises(SentinelCubeError, match="not opened in this process"):
         to_products(["stac://example.org/sentinel-2-l2a/never-seen"])
+
+
+def test_a_stac_search_is_read_in_place_over_http(tmp_path_factory):
+    """STACCatalog.search -> products table -> open_cube: the JP2 assets are read from
+    the (loopback) STAC server over HTTP, as the .SAFE zips read locally."""
+    from _stac_server import STACServer
+    from sentinel_cube.catalog._http import RetryPolicy
+    from sentinel_cube.testing import served_archive
+
+    zips = served_archive(tmp_path_factory.getbasetemp() / "catalog-archive")
+    with STACServer(zips) as server:
+        catalog = sc.STACCatalog(server.url, retry=RetryPolicy(attempts=2, backoff=0.01))
+        products = catalog.search()
+        assert len(products) == len(zips)
+        assert products["path"].isna().all() and products["stac_item"].notna().all()
+        cube = sc.open_cube(products, bands=["B04", "B8A", "SCL"], resolution=RES)
+        assert cube.product_path.values[0].startswith("stac://127.0.0.1/sentinel-2-l2a/")
+        computed = cube.compute()
+        assert server.requests_to("/data/")  # pixels came over HTTP
+    expected = sc.open_cube(zips, bands=["B04", "B8A", "SCL"], resolution=RES)
+    same_cube(computed, expected.compute())
+
+
+def test_items_without_band_assets_and_other_inputs(real_data, no_files):
+    item = load(real_data, "earth_search_v1_s2l2a_search_trimmed.json")["features"][0]
+    bare = {**item, "assets": {"thumbnail": item["assets"]["thumbnail"]}}
+    with pytest.raises(SentinelCubeError, match="'S2A_13TDE_20231008_0_L2A': has no band asset"):
+        items_to_products([bare])
+    with pytest.raises(SentinelCubeError, match="expected paths, Products or STAC items"):
+        sc.open_cube([item, 42], bands=["B04"])
+    with pytest.raises(SentinelCubeError, match="STAC items"):
+        sc.open_cube(42, bands=["B04"])
+    # an unknown band name is left to planning, which names it
+    with pytest.raises(SentinelCubeError, match="unknown Sentinel-2 band 'NDVI'"):
+        sc.open_cube([item], bands=["NDVI"])
+
+
+def test_signed_urls_stay_out_of_errors_and_logs(archive, tmp_path, caplog):
+    served = tmp_path / "served"
+    served.mkdir()
+    handler = partial(SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        item = copy.deepcopy(archive["es"][2])
+        for asset in item["assets"].values():
+            asset["href"] = (
+                f"http://127.0.0.1:{server.server_port}/gone/{Path(asset['href']).name}"
+                "?st=2024&se=2025&sp=rl&sig=TOPSECRET"
+            )
+        cube = sc.open_cube([item], bands=["B04"], resolution=RES)
+        assert "TOPSECRET" not in repr(cube) and "TOPSECRET" not in str(cube.coords)
+        with caplog.at_level("DEBUG"), pytest.raises(ProductError) as caught:
+            cube.compute()
+    finally:
+        server.shutdown()
+        server.server_close()
+    chain = []
+    error: BaseException | None = caught.value
+    while error is not None:
+        chain.append(str(error))
+        error = error.__cause__ or error.__context__
+    assert item["id"] in chain[0] and "does not exist" in chain[0]
+    assert not any("TOPSECRET" in text for text in chain)
+    assert not any("TOPSECRET" in r.getMessage() for r in caplog.records)
+    # GDAL's own messages (rasterio logs them) lose the query string of the URLs they name
+    import logging
+
+    with caplog.at_level("WARNING", logger="rasterio._env"):
+        logging.getLogger("rasterio._env").warning(
+            "HTTP response code on %s: 403", "https://a.blob.core.windows.net/c/x.tif?sig=S1"
+        )
+    logged = caplog.records[-1].getMessage()
+    assert logged.startswith("HTTP response code on https://a.blob.core.windows.net/c/x.tif")
+    assert "sig=" not in logged and "S1" not in logged
