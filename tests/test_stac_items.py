@@ -663,24 +663,27 @@ def test_items_without_grids_read_headers_once_per_resolution(archive, monkeypat
     same_cube(cube, sc.open_cube(archive["paths"], bands=BANDS, resolution=RES))
 
 
-def test_an_href_that_404s_names_the_item(archive, tmp_path):
+@pytest.fixture()
+def empty_http(tmp_path):
+    """A loopback HTTP server of an empty folder (every file 404s): its base URL."""
     served = tmp_path / "served"
     served.mkdir()
     handler = partial(SimpleHTTPRequestHandler, directory=str(served))
     handler.log_message = lambda *args: None  # type: ignore[attr-defined]
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        item = copy.deepcopy(archive["es"][2])
-        for asset in item["assets"].values():
-            asset["href"] = f"http://127.0.0.1:{server.server_port}/gone/{Path(asset['href']).name}"
-        cube = sc.open_cube([item], bands=["B04"], resolution=RES)  # metadata only: fine
-        with pytest.raises(ProductError) as caught:
-            cube.compute()
-    finally:
-        server.shutdown()
-        server.server_close()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_href_that_404s_names_the_item(archive, empty_http):
+    item = copy.deepcopy(archive["es"][2])
+    for asset in item["assets"].values():
+        asset["href"] = f"{empty_http}/gone/{Path(asset['href']).name}"
+    cube = sc.open_cube([item], bands=["B04"], resolution=RES)  # metadata only: fine
+    with pytest.raises(ProductError) as caught:
+        cube.compute()
     message = str(caught.value)
     assert message.startswith(item["id"] + ":")
     assert "does not exist" in message and "search the catalogue again" in message
@@ -745,27 +748,15 @@ def test_items_without_band_assets_and_other_inputs(real_data, no_files):
         sc.open_cube([item], bands=["NDVI"])
 
 
-def test_signed_urls_stay_out_of_errors_and_logs(archive, tmp_path, caplog):
-    served = tmp_path / "served"
-    served.mkdir()
-    handler = partial(SimpleHTTPRequestHandler, directory=str(served))
-    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        item = copy.deepcopy(archive["es"][2])
-        for asset in item["assets"].values():
-            asset["href"] = (
-                f"http://127.0.0.1:{server.server_port}/gone/{Path(asset['href']).name}"
-                "?st=2024&se=2025&sp=rl&sig=TOPSECRET"
-            )
-        cube = sc.open_cube([item], bands=["B04"], resolution=RES)
-        assert "TOPSECRET" not in repr(cube) and "TOPSECRET" not in str(cube.coords)
-        with caplog.at_level("DEBUG"), pytest.raises(ProductError) as caught:
-            cube.compute()
-    finally:
-        server.shutdown()
-        server.server_close()
+def test_signed_urls_stay_out_of_errors_and_logs(archive, empty_http, caplog):
+    item = copy.deepcopy(archive["es"][2])
+    for asset in item["assets"].values():
+        name = Path(asset["href"]).name
+        asset["href"] = f"{empty_http}/gone/{name}?st=2024&se=2025&sp=rl&sig=TOPSECRET"
+    cube = sc.open_cube([item], bands=["B04"], resolution=RES)
+    assert "TOPSECRET" not in repr(cube) and "TOPSECRET" not in str(cube.coords)
+    with caplog.at_level("DEBUG"), pytest.raises(ProductError) as caught:
+        cube.compute()
     chain = []
     error: BaseException | None = caught.value
     while error is not None:

@@ -116,9 +116,12 @@ def _is_pystac_item(obj: Any) -> bool:
 
 
 def _is_item_collection(obj: Any) -> bool:
+    """A ``pystac.ItemCollection`` (its ``items`` is a list; a DataFrame's is a method)."""
     return (
-        hasattr(obj, "to_dict") and hasattr(obj, "items") and not isinstance(obj, Mapping)
-    ) and not _is_pystac_item(obj)
+        hasattr(obj, "to_dict")
+        and isinstance(getattr(obj, "items", None), list)
+        and not isinstance(obj, Mapping)
+    )
 
 
 def is_stac_item(obj: Any) -> bool:
