@@ -26,6 +26,7 @@ PURE = (
     "sentinel_cube._radiometry",
     "sentinel_cube._source",
     "sentinel_cube.safe",
+    "sentinel_cube.stac",
     "sentinel_cube._plan",
     "sentinel_cube._cloud",
 )

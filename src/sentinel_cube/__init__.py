@@ -13,7 +13,7 @@ Examples
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import analysis, indices, plot
+from . import analysis, indices, plot, stac
 from .aoi import aoi_hull, geocode, read_aoi
 from .catalog import (
     ArchiveCatalog,
@@ -76,6 +76,7 @@ __all__ = [
     "plot",
     "read_aoi",
     "read_product",
+    "stac",
     "stretch",
     "to_geotiff",
     "to_png",

@@ -184,12 +184,13 @@ def read_source(
     except (RasterioError, OSError, _WrongSize) as error:
         if isinstance(error, _WrongSize):
             problem = (
-                f"band file {source.path} {error}; the file does not belong to this product "
-                "or was replaced: delete the product and download it again"
+                f"band file {_cloud.scrub(source.path)} {error}; the file does not belong to "
+                "this product or was replaced: delete the product and download it again"
             )
         elif remote:
             problem = _remote_problem(source.path, error, statuses, tuple(keys.values()))
             _forget(source.path, settings, session)
+            _scrub_causes(error, tuple(keys.values()))
         else:
             problem = (
                 f"could not read band file {source.path} ({error}); the file is corrupt or "
@@ -233,6 +234,34 @@ def _forget(path: str, settings: Mapping[str, object], session: _Keys | None) ->
 #: warning "HTTP response code on <url>: 503" and the error "HTTP response code: 503" of
 #: a request it remembers (not "HTTP error code: 503 ... Retrying": it may yet succeed).
 _HTTP_STATUS_RE = re.compile(r"HTTP response code(?: on \S+)?: (\d{1,3})\b")
+
+
+class _ScrubURLs(logging.Filter):
+    """GDAL's messages name the URLs it requests, signed query strings (a Planetary
+    Computer SAS token, a pre-signed URL) included: logged without them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "://" in message and "?" in message:
+            record.msg, record.args = _cloud.scrub(message), ()
+        return True
+
+
+logging.getLogger("rasterio._env").addFilter(_ScrubURLs())
+
+
+def _scrub_causes(error: BaseException, secrets: tuple[str, ...]) -> None:
+    """Strip URL query strings and ``secrets`` from ``error`` and its causes' messages,
+    which a traceback shows (GDAL names the signed URL it failed to read)."""
+    for cause in _cloud.causes(error):
+        args = tuple(
+            _cloud.scrub(arg, secrets) if isinstance(arg, str) else arg for arg in cause.args
+        )
+        if args != cause.args:
+            try:
+                cause.args = args
+            except (AttributeError, TypeError):  # read-only (GDAL's CPLE_* errors): left
+                pass
 
 
 class _StatusLog(logging.Handler):
@@ -344,7 +373,7 @@ def _check_size(dataset: rasterio.io.DatasetReader, source: Source) -> None:
         rows, cols = source.shape
         raise _WrongSize(
             f"is {dataset.width} x {dataset.height} px, but the product metadata "
-            f"(MTD_TL.xml) gives {cols} x {rows} px"
+            f"(MTD_TL.xml, or a STAC item's proj:shape) gives {cols} x {rows} px"
         )
 
 

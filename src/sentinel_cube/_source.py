@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from affine import Affine
 
+from ._cloud import scrub
 from .bands import CLASS_BANDS
 
 __all__ = [
@@ -39,7 +40,7 @@ AVERAGING_RESAMPLINGS = frozenset(
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Source:
     """One band file of one product, as a read task needs it.
 
@@ -68,6 +69,12 @@ class Source:
     transform: Affine
     shape: tuple[int, int]
     product_id: str = ""
+
+    def __repr__(self) -> str:  # a signed URL's query string is a secret: never shown
+        return (
+            f"Source(path={scrub(self.path)!r}, crs={self.crs!r}, transform={self.transform!r}, "
+            f"shape={self.shape!r}, product_id={self.product_id!r})"
+        )
 
     @property
     def resolution(self) -> float:

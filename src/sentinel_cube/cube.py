@@ -7,6 +7,7 @@ The function only wires the stages together: metadata -> plan
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -23,7 +24,8 @@ from ._read import capture_env, is_remote_path
 from .aoi import read_aoi
 from .exceptions import SentinelCubeError
 from .safe import Product, read_product
-from .schema import S3PATH
+from .schema import S3PATH, STAC_ITEM
+from .stac import STAC_PATH_PREFIX, is_stac_item, is_stac_items, items_to_products, registered
 
 __all__ = ["open_cube", "to_products"]
 
@@ -57,8 +59,15 @@ def open_cube(
         The products GeoDataFrame of a catalogue search (its ``path`` column;
         rows without one but with an ``s3path``, as a CDSE search gives, are read
         in place from object storage when S3 credentials are configured, see
-        ``storage_options``), a list of product paths or URLs (``.SAFE`` folders
-        or ``.zip``), or a list of :class:`~sentinel_cube.safe.Product`.
+        ``storage_options``; rows of a :class:`~sentinel_cube.STACCatalog` search are
+        read from their ``stac_item``), a list of product paths or URLs (``.SAFE``
+        folders or ``.zip``), a list of :class:`~sentinel_cube.safe.Product`, or STAC
+        items: a ``pystac.ItemCollection``, a list of ``pystac.Item`` or of item dicts,
+        or a FeatureCollection dict (Earth Search, Planetary Computer, CDSE STAC...;
+        band assets read by href, COG or JPEG 2000, see :mod:`sentinel_cube.stac`
+        for the band names, grids and radiometry, and the README's "STAC items as
+        cube sources"). Unsigned Planetary Computer hrefs are signed with the
+        optional ``planetary-computer`` package.
     bands
         Band names (``"B04"``, ``"B8A"``, ``"SCL"``...). Bands of another native
         resolution are resampled to ``resolution``.
@@ -155,7 +164,11 @@ def open_cube(
     ------
     SentinelCubeError
         Empty ``products``, unknown or missing bands, mixed processing levels,
-        an AOI that touches no product, bad arguments.
+        an AOI that touches no product, bad arguments; for STAC items, an item
+        without a band asked for, without grid information and an unreachable
+        asset, or with unusable projection fields (the message names the item).
+    MissingExtraError
+        Unsigned Planetary Computer hrefs and no ``planetary-computer`` package.
 
     Examples
     --------
@@ -185,7 +198,10 @@ def open_cube(
     remote = None
     remote_paths = [b.path for item in items for b in item.bands.values() if is_remote_path(b.path)]
     if remote_paths:
-        remote = _cloud.settings(storage_options, url=remote_paths[0])
+        _check_cdse_items(items, storage_options)
+        # the S3 endpoint is what needs settings (https needs none): take it from an S3 path
+        s3_paths = [p for p in remote_paths if "/vsis3/" in p]
+        remote = _cloud.settings(storage_options, url=(s3_paths or remote_paths)[0])
         if storage_options:  # explicit keys: for this process's tasks, not in the graph
             _cloud.register_credentials(remote)
     data = cube_array(
@@ -200,67 +216,128 @@ def to_products(
     *,
     storage_options: Mapping[str, Any] | None = None,
 ) -> list[Product]:
-    """Normalise ``products`` (GeoDataFrame, paths, URLs or Products) to a list of Products."""
+    """Normalise ``products`` to a list of Products.
+
+    Accepts what :func:`open_cube` accepts: a products GeoDataFrame, paths, URLs,
+    Products, STAC items (pystac objects or dicts) or a FeatureCollection, and lists
+    mixing them. STAC items are converted by :func:`sentinel_cube.stac.items_to_products`
+    (``bands`` must be among their assets); the ``stac://...`` path of a Product made
+    from an item earlier in this process gives that Product back.
+    """
 
     def read(path: Any) -> Product:
+        text = os.fspath(path)
+        if isinstance(text, str) and text.startswith(STAC_PATH_PREFIX):
+            found = registered(text)
+            if found is None:
+                raise SentinelCubeError(
+                    f"{text} names a STAC item that was not opened in this process: open "
+                    "the cube from the items again (open_cube(items, ...)), with 'SCL' among "
+                    "the bands if mask_clouds needs it"
+                )
+            return found
         return read_product(path, require_bands=None, storage_options=storage_options)
+
+    def from_items(items: Any) -> list[Product]:
+        return items_to_products(items, bands, storage_options=storage_options)
 
     if isinstance(products, Product):
         return [products]
     if isinstance(products, str | os.PathLike):
         return [read(products)]
     if isinstance(products, pd.DataFrame):
-        return [read(location) for location in _table_locations(products, storage_options)]
+        return _in_order(list(_table_sources(products, storage_options)), read, from_items)
+    if not isinstance(products, list | tuple) and is_stac_items(products):
+        return from_items(products)  # an ItemCollection, a FeatureCollection, one item
     if isinstance(products, Iterable):
-        items = []
+        sources: list[Any] = []
         for item in products:
-            if isinstance(item, Product):
-                items.append(item)
-            elif isinstance(item, str | os.PathLike):
-                items.append(read(item))
+            if isinstance(item, Product | str | os.PathLike):
+                sources.append(item)
+            elif is_stac_item(item):
+                sources.append(item)
             else:
                 raise SentinelCubeError(
-                    f"products holds a {type(item).__name__}; expected paths or Products"
+                    f"products holds a {type(item).__name__}; expected paths, Products or "
+                    "STAC items"
                 )
-        return items
+        return _in_order(sources, read, from_items)
     raise SentinelCubeError(
         f"products is a {type(products).__name__}; expected a products GeoDataFrame, "
-        "a list of product paths or a list of Products"
+        "a list of product paths, a list of Products or STAC items (a pystac "
+        "ItemCollection, pystac Items, item dicts or a FeatureCollection)"
     )
+
+
+def _in_order(sources: list[Any], read: Any, from_items: Any) -> list[Product]:
+    """Products of ``sources`` (Products, paths, STAC items) in their order.
+
+    The items are converted in one call, so a warning about them comes once.
+    """
+    positions = [i for i, s in enumerate(sources) if not isinstance(s, Product | str | os.PathLike)]
+    converted = iter(from_items([sources[i] for i in positions]) if positions else [])
+    at_items = set(positions)
+    result = []
+    for i, source in enumerate(sources):
+        if i in at_items:
+            result.append(next(converted))
+        elif isinstance(source, Product):
+            result.append(source)
+        else:
+            result.append(read(source))
+    return result
 
 
 #: Where CDSE users create the S3 keys that read its ``eodata`` bucket.
 CDSE_S3_KEYS_PAGE = "https://eodata-s3keysmanager.dataspace.copernicus.eu/"
 
 
-def _table_locations(
+def _table_sources(
     products: pd.DataFrame, storage_options: Mapping[str, Any] | None
-) -> list[str]:
-    """Where to read each row of a products table: its local ``path``, else its ``s3path``.
+) -> list[str | dict[str, Any]]:
+    """What to read for each row of a products table: its ``path``, ``stac_item`` or ``s3path``.
 
-    A row without ``path`` but with an ``s3path`` (a CDSE search) is read in place
-    from object storage, which needs S3 credentials and an S3 endpoint (resolved by
+    A row's local ``path`` wins. A row without one but with a ``stac_item`` (a
+    :class:`~sentinel_cube.STACCatalog` search) is read from the item's assets in
+    place. A row with only an ``s3path`` (a CDSE search) is read in place from object
+    storage, which needs S3 credentials and an S3 endpoint (resolved by
     :func:`sentinel_cube._cloud.settings`: ``storage_options``, the ``AWS_*``
     variables, or ``CDSE_S3_ACCESS_KEY``/``CDSE_S3_SECRET_KEY`` with CDSE's endpoint).
     """
-    columns = [c for c in ("path", S3PATH) if c in products.columns]
+    columns = [c for c in ("path", STAC_ITEM, S3PATH) if c in products.columns]
     if not columns:
         raise SentinelCubeError(
             "the products table has no 'path' column: download the products first "
             "(catalog.download) or search a LocalCatalog"
         )
-    local = products["path"] if "path" in columns else pd.Series(pd.NA, index=products.index)
-    remote = products[S3PATH] if S3PATH in columns else pd.Series(pd.NA, index=products.index)
-    neither = local.isna() & remote.isna()
+    empty = pd.Series(pd.NA, index=products.index)
+    local = products["path"] if "path" in columns else empty
+    items = products[STAC_ITEM] if STAC_ITEM in columns else empty
+    remote = products[S3PATH] if S3PATH in columns else empty
+    neither = local.isna() & items.isna() & remote.isna()
     if neither.any():
         missing = list(products.index[neither])[:3]
         raise SentinelCubeError(f"products {missing} have no local path: download them first")
-    in_place = local.isna()
+    in_place = local.isna() & items.isna()
     if in_place.any():
         _check_s3_access(
             list(products.index[in_place]), storage_options, str(remote[in_place].iloc[0])
         )
-    return [str(r) if pd.isna(p) else str(p) for p, r in zip(local, remote, strict=True)]
+    sources: list[str | dict[str, Any]] = []
+    for pid, path, item, url in zip(products.index, local, items, remote, strict=True):
+        if not pd.isna(path):
+            sources.append(str(path))
+        elif not pd.isna(item):
+            try:
+                sources.append(json.loads(str(item)))
+            except ValueError:
+                raise SentinelCubeError(
+                    f"product {pid}: its {STAC_ITEM} column is not a STAC item's JSON; "
+                    "search the catalogue again"
+                ) from None
+        else:
+            sources.append(str(url))
+    return sources
 
 
 def _check_s3_access(
@@ -287,6 +364,28 @@ def _check_s3_access(
         "and search the directory with LocalCatalog, or set CDSE_S3_ACCESS_KEY and "
         f"CDSE_S3_SECRET_KEY (create them at {CDSE_S3_KEYS_PAGE}) to read them in place "
         "(or pass storage_options with key, secret and endpoint_url)"
+    )
+
+
+def _check_cdse_items(products: Sequence[Product], storage_options: Mapping[str, Any] | None):
+    """Raise a clear error when STAC items' files are on CDSE's S3 and no keys are set."""
+    on_cdse = [
+        p.product_id
+        for p in products
+        if p.path.startswith(STAC_PATH_PREFIX)
+        and any(b.path.startswith("/vsis3/eodata/") for b in p.bands.values())
+    ]
+    if not on_cdse:
+        return
+    remote = _cloud.settings(storage_options, url="s3://eodata/")
+    if remote.has_credentials or remote.anon:
+        return
+    shown = ", ".join(on_cdse[:3]) + (f" and {len(on_cdse) - 3} more" if len(on_cdse) > 3 else "")
+    raise SentinelCubeError(
+        f"{len(on_cdse)} STAC item(s) ({shown}) have their band files on CDSE's S3 "
+        "(s3://eodata/), and no S3 credentials are configured: set CDSE_S3_ACCESS_KEY and "
+        f"CDSE_S3_SECRET_KEY (create them at {CDSE_S3_KEYS_PAGE}), or pass storage_options "
+        "with key and secret"
     )
 
 

@@ -17,7 +17,14 @@ import pandas as pd
 if TYPE_CHECKING:
     from .safe import Product
 
-__all__ = ["COLUMNS", "S3PATH", "empty_products", "normalize_products", "products_frame"]
+__all__ = [
+    "COLUMNS",
+    "S3PATH",
+    "STAC_ITEM",
+    "empty_products",
+    "normalize_products",
+    "products_frame",
+]
 
 #: Core columns and their pandas dtypes, in display order.
 COLUMNS: dict[str, str] = {
@@ -51,6 +58,11 @@ INDEX_NAME = "product_id"
 #: product's ``s3://bucket/.../NAME.SAFE`` URL, read in place by ``open_cube`` when a
 #: row has no local ``path`` and S3 credentials are configured. Never holds credentials.
 S3PATH = "s3path"
+
+#: Optional column of STAC searches: each row's item as compact JSON (its band assets,
+#: properties and geometry; hrefs without any signature), from which ``open_cube`` reads
+#: the row in place when it has no local ``path`` (see :func:`sentinel_cube.stac.item_record`).
+STAC_ITEM = "stac_item"
 
 _LEVEL_NAMES = {"L1C": "Level-1C", "L2A": "Level-2A"}
 

@@ -22,10 +22,11 @@ import geopandas as gpd
 from shapely.geometry import mapping, shape
 
 from ..bands import L2A_BANDS, normalize_band
-from ..exceptions import CatalogError, ProductError
+from ..exceptions import CatalogError, ProductError, SentinelCubeError
 from ..mgrs import tile_epsg
 from ..safe._names import parse_product_name
-from ..schema import INDEX_NAME
+from ..schema import INDEX_NAME, STAC_ITEM
+from ..stac import item_record
 from ._base import Catalog, DownloadRequest, Wanted, rows_frame, text_or_none
 from ._batch import Batch, ProductBar
 from ._checksum import decode_multihash
@@ -127,6 +128,7 @@ def item_row(item: Mapping[str, Any], catalog: str) -> dict[str, Any]:
         "collection": item.get("collection"),
         "catalog": catalog,
         "geometry": shape(item["geometry"]) if item.get("geometry") else None,
+        STAC_ITEM: _record(item),
     }
     for key, value in props.items():
         if key in _IMAGE_CONTENT:
@@ -136,12 +138,20 @@ def item_row(item: Mapping[str, Any], catalog: str) -> dict[str, Any]:
     return row
 
 
+def _record(item: Mapping[str, Any]) -> str | None:
+    try:
+        return item_record(item)
+    except SentinelCubeError:  # not an item open_cube could read: the row has no record
+        return None
+
+
 def stac_products_frame(items: Iterable[Mapping[str, Any]], catalog: str) -> gpd.GeoDataFrame:
     """The products table from STAC item dicts (``ItemSearch.items_as_dicts()``).
 
-    Extra columns: ``stac_id``, ``collection``, ``catalog`` and every other
-    ``s2:*_percentage`` (``s2:high_proba_clouds_percentage`` ->
-    ``highprobacloudspercentage``).
+    Extra columns: ``stac_id``, ``collection``, ``catalog``, ``stac_item`` (the item
+    as compact JSON, hrefs without signatures: :func:`sentinel_cube.open_cube` reads
+    rows without a local ``path`` from it) and every other ``s2:*_percentage``
+    (``s2:high_proba_clouds_percentage`` -> ``highprobacloudspercentage``).
 
     Examples
     --------
@@ -151,7 +161,7 @@ def stac_products_frame(items: Iterable[Mapping[str, Any]], catalog: str) -> gpd
     ... # doctest: +SKIP
     """
     rows = (item_row(item, catalog) for item in items)
-    return rows_frame(rows, ("stac_id", "collection", "catalog"), unique=True)
+    return rows_frame(rows, ("stac_id", "collection", "catalog", STAC_ITEM), unique=True)
 
 
 def asset_band(key: str, asset: Mapping[str, Any]) -> str | None:

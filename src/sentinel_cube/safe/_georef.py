@@ -9,6 +9,7 @@ their tile metadata never loads GDAL here.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from affine import Affine
@@ -52,13 +53,23 @@ class FileGrid:
     transform: Affine
 
 
-def read_file_grid(path: str) -> FileGrid:
+def read_file_grid(
+    path: str,
+    env: Mapping[str, object] | None = None,
+    credentials: Mapping[str, str] | None = None,
+) -> FileGrid:
     """Open ``path`` (any GDAL path, ``/vsizip/`` too), read its grid from the header.
 
     Parameters
     ----------
     path : str
         The band file.
+    env : mapping, optional
+        GDAL settings for the open (e.g. a remote endpoint's, see
+        :meth:`sentinel_cube._cloud.Remote.gdal_env`), besides the header settings.
+    credentials : mapping, optional
+        Secret GDAL settings (``AWS_ACCESS_KEY_ID``...), given to GDAL through a
+        rasterio session, never as plain settings.
 
     Returns
     -------
@@ -78,8 +89,14 @@ def read_file_grid(path: str) -> FileGrid:
     import rasterio
     from rasterio.errors import RasterioError
 
+    settings = {**(env or {}), **_HEADER_ENV}
+    session = None
+    if credentials:
+        from .._read import _Keys
+
+        session = _Keys(credentials)
     try:
-        with rasterio.Env(**_HEADER_ENV), rasterio.open(path) as ds:
+        with rasterio.Env(session=session, **settings), rasterio.open(path) as ds:
             crs, transform, shape = ds.crs, ds.transform, (ds.height, ds.width)
             epsg = crs.to_epsg() if crs else None
             crs_text = crs.to_string() if crs else ""

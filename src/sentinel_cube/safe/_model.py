@@ -17,7 +17,7 @@ from shapely.geometry.base import BaseGeometry
 __all__ = ["BandFile", "Product"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class BandFile:
     """One band raster of a product at its native resolution.
 
@@ -55,6 +55,15 @@ class BandFile:
     quantification: float = 10000.0
     nodata: int = 0
     saturated: int = 65535
+
+    def __repr__(self) -> str:  # the path of a signed URL holds a secret: shown without it
+        from .._cloud import scrub
+
+        fields = ", ".join(
+            f"{name}={scrub(value)!r}" if name == "path" else f"{name}={value!r}"
+            for name, value in ((f, getattr(self, f)) for f in self.__dataclass_fields__)
+        )
+        return f"BandFile({fields})"
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
