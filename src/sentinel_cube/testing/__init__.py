@@ -35,8 +35,9 @@ of the UTM zone 33/34 boundary and overlap around 18.3-19.1 deg E (different
 CRSs; each zone has its own synthetic ground).
 
 Layout: :mod:`sentinel_cube.testing.archive` holds the generator,
-:mod:`sentinel_cube.testing.servers` the loopback catalogue servers; their
-public names are imported from here.
+:mod:`sentinel_cube.testing.servers` the loopback catalogue servers and the folder
+server, :mod:`sentinel_cube.testing.stac` the products published as STAC providers do
+(COGs, provider-shaped items); their public names are imported from here.
 """
 
 from .archive._archive import make_archive, make_product
@@ -62,10 +63,16 @@ from .archive._spec import (
     platform_for,
 )
 from .servers._cdse import CDSEServer
+from .servers._files import FolderServer
 from .servers._loopback import Faults, LoopbackServer, ServedProduct, served_archive
+from .stac import PROVIDERS as STAC_PROVIDERS
+from .stac import publish_items
 
 __all__ = [
     "CDSEServer",
+    "FolderServer",
+    "STAC_PROVIDERS",
+    "publish_items",
     "DEMO_AOI",
     "DEMO_DATES",
     "DEMO_EDGE_DATES",
