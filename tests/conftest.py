@@ -84,3 +84,16 @@ def s3_env(s3_server, monkeypatch):
     for name, value in s3_server.env().items():
         monkeypatch.setenv(name, value)
     return s3_server
+
+
+@pytest.fixture(scope="session")
+def stac_published(tmp_path_factory):
+    """A small archive published as Earth Search, Planetary Computer and CDSE publish
+    Sentinel-2, served over HTTP on the loopback (see ``tests/_stac_fixtures.py``)."""
+    from _stac_fixtures import make_stac_archive, publish
+    from sentinel_cube.testing import FolderServer
+
+    root = tmp_path_factory.mktemp("stac")
+    safe = make_stac_archive(root / "safe")
+    with FolderServer(root / "providers") as server:
+        yield publish(safe, root / "providers", server.url)

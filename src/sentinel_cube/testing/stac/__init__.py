@@ -17,7 +17,8 @@ from the product (grid, time, baseline, percentages, angles):
     (``B04_10m``, ``SCL_20m``... assets, every resolution present), ``proj:code``,
     ``raster:scale``/``raster:offset``, ``bands``, ``file:*``, ``alternate``.
 
-Hrefs are ``base_url/<path in the tree>``: serve the tree with
+:func:`stac_items` gives the same items without writing files (a tree already
+published, pointed at from elsewhere). Hrefs are ``base_url/<path in the tree>``: serve the tree with
 :class:`~sentinel_cube.testing.FolderServer` (``http://127.0.0.1:PORT``) or upload it
 to a loopback S3 server (``s3://bucket/prefix``).
 
@@ -43,7 +44,14 @@ from ._cog import EARTH_SEARCH_COG, PLANETARY_COMPUTER_COG, CogProfile, write_co
 from ._earth_search import EarthSearch
 from ._facts import ImageFile, ProductFacts, product_facts
 from ._planetary import PlanetaryComputer
-from ._publish import PROVIDERS, Provider, item_collection, provider, publish_items
+from ._publish import (
+    PROVIDERS,
+    Provider,
+    item_collection,
+    provider,
+    publish_items,
+    stac_items,
+)
 
 __all__ = [
     "BAND_INFO",
@@ -62,5 +70,6 @@ __all__ = [
     "product_facts",
     "provider",
     "publish_items",
+    "stac_items",
     "write_cog",
 ]

@@ -163,7 +163,7 @@ def _images(safe: Path, product: Product) -> tuple[ImageFile, ...]:
         native = product.bands[parsed.band]
         resolution = parsed.resolution or native.resolution
         factor = resolution / native.resolution
-        transform = native.transform * Affine.scale(factor)
+        transform = native.transform @ Affine.scale(factor)
         shape = (round(native.shape[0] / factor), round(native.shape[1] / factor))
         member = path.relative_to(safe).as_posix()
         is_native = resolution == NATIVE_RESOLUTION.get(parsed.band, native.resolution)

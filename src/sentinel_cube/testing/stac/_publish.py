@@ -16,7 +16,14 @@ from ._earth_search import EarthSearch
 from ._facts import ProductFacts, product_facts
 from ._planetary import PlanetaryComputer
 
-__all__ = ["PROVIDERS", "Provider", "item_collection", "provider", "publish_items"]
+__all__ = [
+    "PROVIDERS",
+    "Provider",
+    "item_collection",
+    "provider",
+    "publish_items",
+    "stac_items",
+]
 
 
 class Provider(Protocol):
@@ -138,6 +145,32 @@ def publish_items(
         for planned in maker.plan(facts, chosen):
             _write(planned, root, cog_profile or default)
         items.append(maker.item(facts, chosen, base_url, root))
+    return items
+
+
+def stac_items(
+    products: Iterable[str | os.PathLike[str]],
+    shape: str | Provider,
+    base_url: str,
+    *,
+    bands: Sequence[str] | None = None,
+) -> list[dict[str, Any]]:
+    """The items :func:`publish_items` returns, without writing any file.
+
+    For a tree already published (or uploaded) elsewhere: the same items with hrefs
+    under another ``base_url`` (an ``s3://`` copy of an HTTP-served tree...).
+
+    Examples
+    --------
+    >>> s3_items = stac_items(paths, "cdse", "s3://eodata")  # doctest: +SKIP
+    >>> s3_items[0]["assets"]["B04_10m"]["href"][:31]  # doctest: +SKIP
+    's3://eodata/Sentinel-2/MSI/L2A/'
+    """
+    maker = provider(shape)
+    items = []
+    for path in products:
+        facts = product_facts(Path(path))
+        items.append(maker.item(facts, _bands(facts, bands), base_url))
     return items
 
 
