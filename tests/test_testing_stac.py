@@ -60,10 +60,12 @@ CDSE_BAND_ASSET = {
     "view:incidence_angle", "file:checksum", "file:size", "file:local_path", "href",
     "alternate:name", "auth:refs", "storage:refs", "alternate",
 }  # fmt: skip
-CDSE_SCL_ASSET = (CDSE_BAND_ASSET - {"bands", "raster:scale", "raster:offset", "view:azimuth",
-                                     "view:incidence_angle"}) | {"classification:classes"}  # fmt: skip
-CDSE_METADATA_ASSET = {"type", "title", "roles", "file:checksum", "file:size", "file:local_path",
-                       "href", "alternate:name", "auth:refs", "storage:refs", "alternate"}  # fmt: skip
+_SPECTRAL_ONLY = {"bands", "raster:scale", "raster:offset", "view:azimuth", "view:incidence_angle"}
+CDSE_SCL_ASSET = (CDSE_BAND_ASSET - _SPECTRAL_ONLY) | {"classification:classes"}
+CDSE_METADATA_ASSET = {
+    "type", "title", "roles", "file:checksum", "file:size", "file:local_path", "href",
+    "alternate:name", "auth:refs", "storage:refs", "alternate",
+}  # fmt: skip
 CDSE_ASSETS = {f"{b}_{r}m" for b in ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B8A",
                                      "B11", "B12", "SCL") for r in (20, 60)} | {
     "B02_10m", "B03_10m", "B04_10m", "B08_10m", "B09_60m", "safe_manifest", "product_metadata",
@@ -340,8 +342,10 @@ def test_odc_stac_reads_the_product_pixels_from_the_items(stac_published, name, 
         for band, key in keys.items():
             file = product.bands[band]
             geobox = GeoBox(file.shape, file.transform, f"EPSG:{product.epsg}")
-            loaded = odc_stac.load([pystac.Item.from_dict(item)], bands=[key], geobox=geobox,
-                                   resampling="nearest", dtype=str(_dtype(band)), nodata=0)  # fmt: skip
+            loaded = odc_stac.load(
+                [pystac.Item.from_dict(item)], bands=[key], geobox=geobox,
+                resampling="nearest", dtype=str(_dtype(band)), nodata=0,
+            )  # fmt: skip
             with rasterio.open(file.path) as jp2:
                 assert np.array_equal(loaded[key].values[0], jp2.read(1)), (name, key)
 

@@ -18,9 +18,10 @@ from the product (grid, time, baseline, percentages, angles):
     ``raster:scale``/``raster:offset``, ``bands``, ``file:*``, ``alternate``.
 
 :func:`stac_items` gives the same items without writing files (a tree already
-published, pointed at from elsewhere). Hrefs are ``base_url/<path in the tree>``: serve the tree with
-:class:`~sentinel_cube.testing.FolderServer` (``http://127.0.0.1:PORT``) or upload it
-to a loopback S3 server (``s3://bucket/prefix``).
+published, pointed at from elsewhere). Hrefs are ``base_url/<path in the tree>``:
+serve the tree with :class:`~sentinel_cube.testing.FolderServer`
+(``http://127.0.0.1:PORT``) or upload it to a loopback S3 server
+(``s3://bucket/prefix``).
 
 Examples
 --------
