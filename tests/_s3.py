@@ -1,9 +1,10 @@
 """Object storage and HTTP on the loopback for tests: moto's S3 server and a range server.
 
-- :class:`S3Server`: moto's standalone S3 (the real protocol: signed requests, ranged
-  GETs, listings) on ``127.0.0.1`` on a free port, in a thread, behind a small WSGI
-  gate that records every request (method, path, ``Range``, bytes sent) and refuses
-  requests not signed with the expected access key id, as S3 does
+- :class:`S3Server`: the package's loopback S3 server
+  (:class:`sentinel_cube.testing.S3Server`: moto's standalone S3, the real protocol:
+  signed requests, ranged GETs, listings, on ``127.0.0.1`` on a free port, in a thread)
+  behind a small WSGI gate that records every request (method, path, ``Range``, bytes
+  sent) and refuses requests not signed with the expected access key id, as S3 does
   (``InvalidAccessKeyId``; moto itself accepts any key). :meth:`S3Server.faults` makes
   chosen requests answer S3's own errors instead (``503 SlowDown``, ``500
   InternalError``): throttling and outages on demand.
@@ -14,7 +15,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -23,10 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
-from moto.server import DomainDispatcherApplication, create_backend_app
-from werkzeug.serving import make_server
-
+from sentinel_cube.testing import S3Server as LoopbackS3Server
 from sentinel_cube.testing.servers._files import FolderServer as FileServer
 
 KEY_ID = "AKIALOOPBACKTESTKEY1"
@@ -141,27 +138,15 @@ class _Gate:
         return out
 
 
-class S3Server:
-    """moto's S3 on the loopback, with a request log and an access key check."""
+class S3Server(LoopbackS3Server):
+    """The package's loopback S3 server behind a gate: request log, key check, faults."""
 
     def __init__(self) -> None:
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
-        self.gate = _Gate(DomainDispatcherApplication(create_backend_app), KEY_ID)
-        self._server = make_server("127.0.0.1", 0, self.gate, threaded=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(key_id=KEY_ID, secret=SECRET, region=REGION)
 
-    def start(self) -> S3Server:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._thread.join()
-
-    @property
-    def endpoint_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+    def _wsgi(self, app: Any) -> Any:
+        self.gate = _Gate(app, self.key_id)
+        return self.gate
 
     @property
     def log(self) -> list[Request]:
@@ -184,27 +169,9 @@ class S3Server:
             with self.gate.lock:
                 self.gate.faults = [f for f in self.gate.faults if f not in rules]
 
-    def client(self) -> Any:
-        return boto3.client(
-            "s3",
-            endpoint_url=self.endpoint_url,
-            aws_access_key_id=KEY_ID,
-            aws_secret_access_key=SECRET,
-            region_name=REGION,
-        )
-
     def upload(self, local: Path, prefix: str, bucket: str = BUCKET) -> str:
         """Upload a file or a folder (as ``prefix/NAME/...``); return its ``s3://`` URL."""
-        client = self.client()
-        if local.is_file():
-            key = f"{prefix}/{local.name}"
-            client.upload_file(str(local), bucket, key)
-            return f"s3://{bucket}/{key}"
-        for path in sorted(local.rglob("*")):
-            if path.is_file():
-                key = f"{prefix}/{local.name}/{path.relative_to(local).as_posix()}"
-                client.upload_file(str(path), bucket, key)
-        return f"s3://{bucket}/{prefix}/{local.name}"
+        return super().upload(local, prefix, bucket)
 
     def upload_tree(self, root: Path, bucket: str = BUCKET, prefix: str = "") -> str:
         """Upload the files under ``root`` at ``prefix/<path under root>`` (the folder itself
@@ -217,12 +184,3 @@ class S3Server:
                 key = f"{prefix.strip('/')}/{relative}" if prefix.strip("/") else relative
                 client.upload_file(str(path), bucket, key)
         return f"s3://{top}"
-
-    def env(self) -> dict[str, str]:
-        """Environment variables a user of this endpoint sets."""
-        return {
-            "AWS_ACCESS_KEY_ID": KEY_ID,
-            "AWS_SECRET_ACCESS_KEY": SECRET,
-            "AWS_ENDPOINT_URL": self.endpoint_url,
-            "AWS_REGION": REGION,
-        }

@@ -97,3 +97,16 @@ def stac_published(tmp_path_factory):
     safe = make_stac_archive(root / "safe")
     with FolderServer(root / "providers") as server:
         yield publish(safe, root / "providers", server.url)
+
+
+@pytest.fixture(scope="session")
+def odc_dn():
+    """``tests/_odc.py``'s ``odc_dn`` run in one child process (skipped without odc-stac)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    pytest.importorskip("odc.stac")
+    from _odc import odc_dn as read
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield lambda *args: pool.submit(read, *args).result(timeout=120)

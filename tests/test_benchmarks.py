@@ -122,6 +122,18 @@ def test_data_cache_is_keyed_and_reused(bench_package: ModuleType) -> None:
     assert not list(first.root.parent.glob(".*"))  # no temporary folder left behind
 
 
+def test_remote_io_script_measures_every_row(bench_package: ModuleType, tmp_path: Path) -> None:
+    remote_io = importlib.import_module("benchmarks.remote_io")
+    results = remote_io.run(61, tmp_path)
+    rows = {"metadata folder", "metadata zip", "one chunk", "whole band", "whole band in zip",
+            "store write", "store rerun"}  # fmt: skip
+    assert rows <= set(results)
+    assert results["metadata folder"]["requests"] == 2  # no listing, one GET per XML file
+    assert results["store rerun"]["received"] < 0.01 * results["store write"]["received"]
+    assert results["one chunk"]["needed"] > 0
+    assert "| one chunk |" in remote_io.table(results)
+
+
 @pytest.mark.slow
 def test_compare_stac_runs_once(bench_package: ModuleType, tmp_path: Path) -> None:
     """The STAC side-by-side runs end to end on a tiny archive; every method that can run

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,12 +12,15 @@ import numpy as np
 import pytest
 import rasterio
 import shapely
+import xarray as xr
 from click.testing import CliRunner
 from pyproj import Transformer
 
 import sentinel_cube as sc
 from sentinel_cube.cli import main
+from sentinel_cube.cli._demo_s3 import _difference
 from sentinel_cube.testing import DEMO_DATES, default_specs, make_archive
+from sentinel_cube.testing.servers._s3 import DEMO_KEY_ID, DEMO_SECRET
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -94,6 +98,53 @@ def test_demo_runs_the_whole_pipeline_through_a_loopback_catalogue(tmp_path):
     index = (out / "report" / "index.html").read_text()
     assert all((out / "report" / page).exists() for page in ("footprints.html", "cube.html"))
     assert "footprints.html" in index and "cube.html" in index
+    assert "S3 server" not in result.output  # the S3 stage runs with --s3 only
+
+
+def test_demo_s3_runs_the_cube_stage_against_a_loopback_s3_server(tmp_path):
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(main, ["demo", "--out", str(out), "--scale", "61", "--s3"])
+    assert result.exit_code == 0, result.output
+    before, stage = result.output.split("11. the cube stage against a loopback S3 server")
+    assert "10. HTML report" in before and "done in" in stage  # the whole demo, then S3
+    assert re.match(r" \(moto\) at http://127\.0\.0\.1:\d+\n", stage)
+    assert DEMO_KEY_ID not in result.output and DEMO_SECRET not in result.output
+    # the downloaded products went up, one URL each, and were read from there
+    downloaded = sorted((out / "downloads").glob("*.SAFE"))
+    files = sum(1 for p in downloaded for f in p.rglob("*") if f.is_file())
+    assert f"uploaded the {len(downloaded)} downloaded products: {files} objects" in stage
+    for product in downloaded:
+        assert f"      s3://eodata-demo/Sentinel-2/MSI/L2A/{product.name}\n" in stage
+    steps = sc.open_zarr(out / "budapest.zarr").sizes["time"]
+    assert f"read in place from those s3:// URLs (no download): {steps} time steps" in stage
+    assert f"wrote the cube to s3://eodata-demo/budapest.zarr: {steps} time steps" in stage
+    assert re.search(r"\d+\.\d MPix/s\), \d+ objects \(\d+ S3 requests", stage)
+    assert f"equal to the local store {out / 'budapest.zarr'} value for value" in stage
+    assert f"ran to_zarr again: 0 time steps written, {steps} skipped as committed" in stage
+    # the local outputs are those of the plain demo
+    for name in ("budapest.zarr", "budapest_rgb.png", "budapest_monthly.zarr", "report"):
+        assert (out / name).exists()
+
+
+def test_demo_s3_comparison_names_what_differs():
+    local = xr.DataArray(
+        np.array([[[[0.1, np.nan]]]], dtype="float32"), dims=("time", "band", "y", "x"),
+        coords={"time": [0], "band": ["B04"], "y": [5.0], "x": [1.0, 2.0]},
+    )  # fmt: skip
+    assert _difference(local.copy(), local) is None  # NaNs equal
+    changed = local.copy(data=np.array([[[[0.2, np.nan]]]], dtype="float32"))
+    assert _difference(changed, local) == "1 of 2 values differ (float32 vs float32)"
+    assert _difference(local.assign_coords(x=[1.0, 3.0]), local) == "other x coordinates"
+    assert _difference(local.isel(x=[0]), local) == "shape (1, 1, 1, 1) instead of (1, 1, 1, 2)"
+
+
+def test_demo_s3_without_moto_says_which_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "moto.server", None)  # import moto.server fails
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(main, ["demo", "--out", str(out), "--scale", "61", "--s3"])
+    assert result.exit_code == 1
+    assert "pip install 'sentinel-cube[demo-s3]'" in result.output
+    assert not out.exists()  # it failed before generating anything
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from importlib.metadata import PackageNotFoundError, version
 from . import analysis, indices, plot
 from .aoi import aoi_hull, geocode, read_aoi
 from .catalog import (
+    ArchiveCatalog,
     CDSECatalog,
     DHuSCatalog,
     DownloadResult,
@@ -51,6 +52,7 @@ __all__ = [
     "CatalogError",
     "DHuSCatalog",
     "DownloadResult",
+    "ArchiveCatalog",
     "LocalCatalog",
     "MissingExtraError",
     "Product",

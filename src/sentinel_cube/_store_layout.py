@@ -188,7 +188,7 @@ def state(loc: StoreLocation) -> str:
     # xarray copy of a cube, is someone else's and never touched)
     marked = MARKER in group.attrs
     with contextlib.suppress(Exception):
-        for _, array in group.arrays():
+        for array in loc.arrays():
             marked = marked or "sentinel_cube_units" in array.attrs
             if len(dims(array)) == 4 and loc.has_keys(f"{array.path}/c"):
                 return "foreign"
@@ -219,8 +219,7 @@ def commit(loc: StoreLocation, slot: int, time_ns: int) -> None:
 
 def time_arrays(loc: StoreLocation, mode: str = "r+") -> list[zarr.Array]:
     """The arrays along ``time``: the cube and its per-time coordinates."""
-    group = loc.group(mode)
-    return [array for _, array in group.arrays() if dims(array)[:1] == ("time",)]
+    return [array for array in loc.arrays(mode) if dims(array)[:1] == ("time",)]
 
 
 def dims(array: zarr.Array) -> tuple[str | None, ...]:

@@ -20,6 +20,7 @@ drops its keys; the worker that unpickles it takes them from its own process
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +156,14 @@ class StoreLocation:
         if path is None:
             return zarr.open_group(store, mode=mode, zarr_format=3)  # type: ignore[arg-type]
         return zarr.open_group(store, mode=mode, path=path, zarr_format=3)  # type: ignore[arg-type]
+
+    def arrays(self, mode: str = "r") -> list[zarr.Array]:
+        """The arrays of the store's root group."""
+        with warnings.catch_warnings():
+            # on S3, before the ledger exists _sentinel_cube/ holds only the lock record,
+            # an object Zarr notes as "not a component of a Zarr hierarchy"
+            warnings.filterwarnings("ignore", f"Object at {META_GROUP} is not recognized")
+            return [array for _, array in self.group(mode).arrays()]
 
     def array(self, path: str, mode: str = "r") -> zarr.Array:
         store = self.zarr_store(read_only=mode == "r")

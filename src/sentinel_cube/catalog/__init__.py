@@ -23,6 +23,10 @@ from ._result import DownloadResult
 from ._spec import open_catalog, read_products
 from ._stac import STACCatalog
 
+#: The folder (or ``s3://`` prefix) catalogue under a name that says what it reads: an
+#: archive of products wherever it lies. The same class as :class:`LocalCatalog`.
+ArchiveCatalog = LocalCatalog
+
 __all__ = [
     "AuthenticationError",
     "CDSECatalog",
@@ -31,6 +35,7 @@ __all__ = [
     "DHuSCatalog",
     "DownloadError",
     "DownloadResult",
+    "ArchiveCatalog",
     "LocalCatalog",
     "ProductOfflineError",
     "RetryPolicy",

@@ -3,7 +3,8 @@
 The products are served by a loopback stand-in of the Copernicus Data Space
 (:class:`sentinel_cube.testing.CDSEServer`), so search, metadata enrichment, login
 and band-only download run through the same :class:`sentinel_cube.CDSECatalog`
-code as against the real service.
+code as against the real service. ``--s3`` adds the cube stage against a loopback
+S3 server (:mod:`._demo_s3`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ..export import to_png
 from ..ops import aggregate, clip, stretch
 from ..report import metadata_summary, products_table, write_products, write_report
 from ..store import open_zarr, to_zarr
+from ._demo_s3 import run_s3_stage
 
 __all__ = ["DEMO_BANDS", "FULL_COVERAGE", "demo_command", "run_demo"]
 
@@ -36,7 +38,9 @@ DEMO_BANDS = ("B02", "B03", "B04", "B08")
 FULL_COVERAGE = 0.99
 
 
-def run_demo(out: Path, scale: int = 10, echo: Callable[[str], None] = print) -> dict[str, Path]:
+def run_demo(
+    out: Path, scale: int = 10, echo: Callable[[str], None] = print, *, s3: bool = False
+) -> dict[str, Path]:
     """The offline pipeline: generate, search, coverage, download, cube, clip, RGB, monthly, report.
 
     Parameters
@@ -49,15 +53,36 @@ def run_demo(out: Path, scale: int = 10, echo: Callable[[str], None] = print) ->
         :func:`sentinel_cube.testing.make_archive`).
     echo
         Where progress lines go.
+    s3
+        After the demo, run its cube stage again against a loopback S3 server (moto, extra
+        ``demo-s3``): upload the downloaded products, open the cube from their
+        ``s3://`` URLs (read in place), write it to ``s3://eodata-demo/budapest.zarr``,
+        reopen it with :func:`~sentinel_cube.open_zarr`, check it equals the local store
+        and that a second :func:`~sentinel_cube.to_zarr` writes nothing. The server and
+        its store last for that stage only; its endpoint is printed, never its keys.
 
     Returns
     -------
     dict
         Paths of the outputs by name.
-    """
-    # the generator and the loopback server load only when the demo runs
-    from ..testing import BUDAPEST_TILES, DEMO_AOI, DEMO_DATES, CDSEServer, demo_specs, make_archive
 
+    Raises
+    ------
+    MissingExtraError
+        With ``s3=True`` when moto is not installed (before anything runs).
+    """
+    # the generator and the loopback servers load only when the demo runs
+    from ..testing import (
+        BUDAPEST_TILES,
+        DEMO_AOI,
+        DEMO_DATES,
+        CDSEServer,
+        S3Server,
+        demo_specs,
+        make_archive,
+    )
+
+    s3_server = S3Server() if s3 else None  # without moto: MissingExtraError, at once
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     hub = out / "hub"
@@ -115,7 +140,8 @@ def run_demo(out: Path, scale: int = 10, echo: Callable[[str], None] = print) ->
              f"{time.perf_counter() - step:.1f} s -> {downloads}")  # fmt: skip
 
     step = time.perf_counter()
-    cube = open_cube(sorted(paths), bands=DEMO_BANDS, resolution=10 * scale, aoi=DEMO_AOI)
+    cube_args = {"bands": DEMO_BANDS, "resolution": 10 * scale, "aoi": DEMO_AOI}
+    cube = open_cube(sorted(paths), **cube_args)
     echo(
         f"6. lazy cube over the AOI: {cube.sizes['time']} time steps x {cube.sizes['band']} bands"
         f" x {cube.sizes['y']} x {cube.sizes['x']} px at {10 * scale} m, {cube.rio.crs}, "
@@ -164,6 +190,8 @@ def run_demo(out: Path, scale: int = 10, echo: Callable[[str], None] = print) ->
     outputs["report"] = pages["index"]
     echo(f"10. HTML report of the {len(found)} products found and of the cube "
          f"({len(pages)} pages, {time.perf_counter() - step:.1f} s): {pages['index']}")  # fmt: skip
+    if s3_server is not None:
+        run_s3_stage(s3_server, sorted(paths), store, cube_args, echo)
 
     echo(f"done in {time.perf_counter() - started:.1f} s; outputs:")
     for name, path in outputs.items():
@@ -187,9 +215,17 @@ def run_demo(out: Path, scale: int = 10, echo: Callable[[str], None] = print) ->
     show_default=True,
     help="Pixel-size multiplier of the generated tiles (1 = full 10980 px tiles).",
 )
-def demo_command(out: Path, scale: int) -> None:
+@click.option(
+    "--s3",
+    is_flag=True,
+    help="After the demo, run its cube stage again against a local S3 server (moto on "
+    "127.0.0.1): upload the downloaded products, build the cube from their s3:// URLs into a "
+    "Zarr store on S3, compare it with the local store, rerun (writes nothing). Needs "
+    "pip install 'sentinel-cube[demo-s3]'.",
+)
+def demo_command(out: Path, scale: int, s3: bool) -> None:
     """Run the pipeline offline on a generated Budapest-area archive."""
     try:
-        run_demo(out, scale=scale, echo=click.echo)
+        run_demo(out, scale=scale, echo=click.echo, s3=s3)
     except (SentinelCubeError, ValueError) as error:
         raise click.ClickException(str(error)) from error

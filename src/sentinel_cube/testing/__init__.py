@@ -35,8 +35,9 @@ of the UTM zone 33/34 boundary and overlap around 18.3-19.1 deg E (different
 CRSs; each zone has its own synthetic ground).
 
 Layout: :mod:`sentinel_cube.testing.archive` holds the generator,
-:mod:`sentinel_cube.testing.servers` the loopback catalogue servers and the folder
-server, :mod:`sentinel_cube.testing.stac` the products published as STAC providers do
+:mod:`sentinel_cube.testing.servers` the loopback catalogue servers, the loopback
+S3 server (:class:`S3Server`, extra ``demo-s3``) and the folder server,
+:mod:`sentinel_cube.testing.stac` the products published as STAC providers do
 (COGs, provider-shaped items); their public names are imported from here.
 """
 
@@ -65,6 +66,7 @@ from .archive._spec import (
 from .servers._cdse import CDSEServer
 from .servers._files import FolderServer
 from .servers._loopback import Faults, LoopbackServer, ServedProduct, served_archive
+from .servers._s3 import S3Server, Traffic
 from .stac import PROVIDERS as STAC_PROVIDERS
 from .stac import publish_items
 
@@ -79,7 +81,9 @@ __all__ = [
     "demo_specs",
     "Faults",
     "LoopbackServer",
+    "S3Server",
     "ServedProduct",
+    "Traffic",
     "served_archive",
     "ALLOWED_SCALES",
     "BREAK_MODES",
