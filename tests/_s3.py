@@ -8,8 +8,8 @@
   (``InvalidAccessKeyId``; moto itself accepts any key). :meth:`S3Server.faults` makes
   chosen requests answer S3's own errors instead (``503 SlowDown``, ``500
   InternalError``): throttling and outages on demand.
-- :class:`FileServer`: a folder served over HTTP with ``Range`` support (the loopback
-  machinery of :mod:`sentinel_cube.testing.servers`).
+- :class:`FileServer`: a folder served over HTTP with ``Range`` support
+  (:class:`sentinel_cube.testing.FolderServer`).
 """
 
 from __future__ import annotations
@@ -24,12 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from sentinel_cube.testing import S3Server as LoopbackS3Server
-from sentinel_cube.testing.servers._loopback import LoopbackServer, send_file
+from sentinel_cube.testing.servers._files import FolderServer as FileServer
 
 KEY_ID = "AKIALOOPBACKTESTKEY1"
 SECRET = "loopback-secret-Zq8v3T0pW"
 BUCKET = "products"
 REGION = "us-east-1"
+
+__all__ = ["BUCKET", "KEY_ID", "REGION", "SECRET", "FileServer", "Fault", "S3Server"]
 
 
 @dataclass
@@ -171,20 +173,14 @@ class S3Server(LoopbackS3Server):
         """Upload a file or a folder (as ``prefix/NAME/...``); return its ``s3://`` URL."""
         return super().upload(local, prefix, bucket)
 
-
-class FileServer(LoopbackServer):
-    """Serve the files under ``root`` at ``/<relative path>``, honouring ``Range``."""
-
-    def __init__(self, root: Path) -> None:
-        super().__init__()
-        self.root = root
-
-    def handle(self, handler: Any, method: str) -> None:
-        relative = handler.path.split("?", 1)[0].lstrip("/")
-        path = (self.root / relative).resolve()
-        if self.root.resolve() not in path.parents or not path.is_file():
-            handler.send_response(404)
-            handler.send_header("Content-Length", "0")
-            handler.end_headers()
-            return
-        send_file(handler, self, path.read_bytes(), path.name, head=method == "HEAD")
+    def upload_tree(self, root: Path, bucket: str = BUCKET, prefix: str = "") -> str:
+        """Upload the files under ``root`` at ``prefix/<path under root>`` (the folder itself
+        is not part of the keys); return the ``s3://bucket[/prefix]`` URL of its top."""
+        client = self.client()
+        top = "/".join(p for p in (bucket, prefix.strip("/")) if p)
+        for path in sorted(root.rglob("*")):
+            if path.is_file():
+                relative = path.relative_to(root).as_posix()
+                key = f"{prefix.strip('/')}/{relative}" if prefix.strip("/") else relative
+                client.upload_file(str(path), bucket, key)
+        return f"s3://{top}"

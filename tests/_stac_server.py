@@ -1,4 +1,4 @@
-"""A loopback STAC API serving the synthetic archive as Planetary-Computer-style items.
+"""A loopback STAC API serving the synthetic archive as STAC items.
 
 * ``GET /`` - landing page with ``conformsTo`` (core, item search, query) and links.
 * ``POST /search`` (and ``GET``) - ``collections``, ``ids``, ``intersects``,
@@ -6,16 +6,21 @@
   ``next`` link carrying a POST body, as Earth Search does.
 * ``GET /data/<Name>.SAFE/<path>`` - the product files (``Range`` and faults).
 
-Items have the keys, ``s2:*`` properties and asset layout of Planetary Computer
-``sentinel-2-l2a`` items (``stac-items/*.json`` of the reference data): band
-assets and ``product-metadata``/``granule-metadata``/``safe-manifest`` inside a
-``.SAFE`` path, plus ``file:size`` and ``file:checksum`` (MD5 multihash).
+Items of the zipped products given as ``zips`` have the keys, ``s2:*`` properties and
+asset layout of Planetary Computer ``sentinel-2-l2a`` items (``stac-items/*.json`` of
+the reference data): band assets and ``product-metadata``/``granule-metadata``/
+``safe-manifest`` inside a ``.SAFE`` path under ``/data/``, plus ``file:size`` and
+``file:checksum`` (MD5 multihash). Item dicts given as ``items`` (any provider's
+shape, e.g. from :func:`sentinel_cube.testing.stac.publish_items`) are served as they
+are, their hrefs pointing wherever they point; searches filter both the same way (on
+the items' ``collection``, ``id``, ``geometry``, ``datetime`` and ``eo:cloud_cover``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -183,8 +188,23 @@ def _datetime_range(text: str | None) -> tuple[datetime | None, datetime | None]
     return parse(parts[0]), parse(parts[1])
 
 
+def _when(item: Mapping[str, Any]) -> datetime:
+    props = item["properties"]
+    text = props.get("datetime") or props.get("start_datetime")
+    return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+
+
 class STACServer(LoopbackServer):
     """Loopback STAC API (see the module docstring); :attr:`url` is its root.
+
+    Parameters
+    ----------
+    zips : iterable of path
+        Zipped products, served as Planetary-Computer-style items with their files.
+    items : iterable of dict
+        Further STAC item dicts, served as they are.
+    faults : Faults, optional
+        Faults of the ``/data/`` file downloads.
 
     Attributes
     ----------
@@ -192,8 +212,9 @@ class STACServer(LoopbackServer):
         The search bodies (or query parameters) received, in order.
     """
 
-    def __init__(self, zips=(), *, faults=None) -> None:
+    def __init__(self, zips=(), *, items: Iterable[Mapping[str, Any]] = (), faults=None) -> None:
         super().__init__(zips, faults=faults)
+        self.items = [dict(item) for item in items]
         self.searches: list[dict[str, Any]] = []
 
     def handle(self, handler: Any, method: str) -> None:
@@ -242,6 +263,11 @@ class STACServer(LoopbackServer):
             ],
         }  # fmt: skip
 
+    def catalogue(self) -> list[dict[str, Any]]:
+        """Every item served: the products' then the given ones, by time then id."""
+        items = [stac_item(p, self.url) for p in self.products.values()] + self.items
+        return sorted(items, key=lambda i: (_when(i), i["id"]))
+
     def _search(self, handler: Any, body: dict[str, Any]) -> None:
         self.searches.append(body)
         start, end = _datetime_range(body.get("datetime"))
@@ -253,16 +279,16 @@ class STACServer(LoopbackServer):
         ids = set(body.get("ids") or [])
         collections = set(body.get("collections") or [COLLECTION])
         items = []
-        for product in sorted(self.products.values(),
-                              key=lambda p: (p.product.sensing_start, p.name)):  # fmt: skip
-            item = stac_item(product, self.url)
-            when = product.product.sensing_start
-            cover = product.product.cloud_cover or 0.0
-            if COLLECTION not in collections or (ids and item["id"] not in ids):
+        for item in self.catalogue():
+            when = _when(item)
+            cover = item["properties"].get("eo:cloud_cover") or 0.0
+            if item.get("collection", COLLECTION) not in collections:
+                continue
+            if ids and item["id"] not in ids:
                 continue
             if (start and when < start) or (end and when > end):
                 continue
-            if area is not None and not product.product.footprint.intersects(area):
+            if area is not None and not shape(item["geometry"]).intersects(area):
                 continue
             low, high = cloud.get("gte", -1.0), cloud.get("lte", 101.0)
             if not low <= cover <= high:

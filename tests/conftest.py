@@ -84,3 +84,29 @@ def s3_env(s3_server, monkeypatch):
     for name, value in s3_server.env().items():
         monkeypatch.setenv(name, value)
     return s3_server
+
+
+@pytest.fixture(scope="session")
+def stac_published(tmp_path_factory):
+    """A small archive published as Earth Search, Planetary Computer and CDSE publish
+    Sentinel-2, served over HTTP on the loopback (see ``tests/_stac_fixtures.py``)."""
+    from _stac_fixtures import make_stac_archive, publish
+    from sentinel_cube.testing import FolderServer
+
+    root = tmp_path_factory.mktemp("stac")
+    safe = make_stac_archive(root / "safe")
+    with FolderServer(root / "providers") as server:
+        yield publish(safe, root / "providers", server.url)
+
+
+@pytest.fixture(scope="session")
+def odc_dn():
+    """``tests/_odc.py``'s ``odc_dn`` run in one child process (skipped without odc-stac)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    pytest.importorskip("odc.stac")
+    from _odc import odc_dn as read
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield lambda *args: pool.submit(read, *args).result(timeout=120)

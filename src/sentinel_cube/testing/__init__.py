@@ -35,9 +35,10 @@ of the UTM zone 33/34 boundary and overlap around 18.3-19.1 deg E (different
 CRSs; each zone has its own synthetic ground).
 
 Layout: :mod:`sentinel_cube.testing.archive` holds the generator,
-:mod:`sentinel_cube.testing.servers` the loopback catalogue servers and the loopback
-S3 server (:class:`S3Server`, extra ``demo-s3``); their public names are imported from
-here.
+:mod:`sentinel_cube.testing.servers` the loopback catalogue servers, the loopback
+S3 server (:class:`S3Server`, extra ``demo-s3``) and the folder server,
+:mod:`sentinel_cube.testing.stac` the products published as STAC providers do
+(COGs, provider-shaped items); their public names are imported from here.
 """
 
 from .archive._archive import make_archive, make_product
@@ -63,11 +64,17 @@ from .archive._spec import (
     platform_for,
 )
 from .servers._cdse import CDSEServer
+from .servers._files import FolderServer
 from .servers._loopback import Faults, LoopbackServer, ServedProduct, served_archive
 from .servers._s3 import S3Server, Traffic
+from .stac import PROVIDERS as STAC_PROVIDERS
+from .stac import publish_items
 
 __all__ = [
     "CDSEServer",
+    "FolderServer",
+    "STAC_PROVIDERS",
+    "publish_items",
     "DEMO_AOI",
     "DEMO_DATES",
     "DEMO_EDGE_DATES",
