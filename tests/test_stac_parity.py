@@ -18,7 +18,7 @@ import pytest
 
 from _s3 import BUCKET
 from _stac_api import open_items, require_stac_api
-from _stac_fixtures import RESOLUTION
+from _stac_fixtures import RESOLUTION, harmonised
 from _stac_server import STACServer
 from sentinel_cube.catalog._stac import STACCatalog
 from sentinel_cube.cube import open_cube
@@ -146,15 +146,31 @@ def _odc_dn(odc_dn, items: list[dict], keys: dict[str, str], cube) -> dict[str, 
 
 
 def _raw_dn(cube, safe) -> np.ndarray:
-    """The file DN of a ``units="dn"`` cube: the +1000 of pre-04.00 products taken off."""
+    """The file DN of a ``units="dn"`` cube: the +1000 of pre-04.00 products taken off.
+
+    Products are found by sensing day (an item cube's ids are the items' ids)."""
     raw = cube.values.astype(np.int32)
-    for t, product_id in enumerate(cube["product_id"].values):
-        product = read_product(next(p for p in safe if p.name.startswith(str(product_id))))
+    spectral = [i for i, b in enumerate(cube.band.values) if b != "SCL"]
+    for t, when in enumerate(cube.time.values):
+        day = np.datetime_as_string(when, unit="D").replace("-", "")
+        product = read_product(next(p for p in safe if f"_{day}T" in p.name))
         if product.bands["B04"].offset == 0:
-            spectral = [i for i, b in enumerate(cube.band.values) if b != "SCL"]
             valid = raw[t, spectral] > 0
             raw[t, spectral] = np.where(valid, raw[t, spectral] - 1000, 0)
     return raw
+
+
+def _as_published(raw: np.ndarray, cube, items: list[dict]) -> np.ndarray:
+    """The DN the provider's files hold: Earth Search's COGs with the offset applied to
+    the pixels (``earthsearch:boa_offset_applied``), valid DN kept >= 1."""
+    out = raw.copy()
+    spectral = [i for i, b in enumerate(cube.band.values) if b != "SCL"]
+    for t, when in enumerate(cube.time.values):
+        day = np.datetime_as_string(when, unit="D")
+        item = next(i for i in items if i["properties"]["datetime"].startswith(day))
+        if item["properties"].get("earthsearch:boa_offset_applied"):
+            out[t, spectral] = harmonised(out[t, spectral])
+    return out
 
 
 @pytest.mark.parametrize("ours", ["safe", "items"])
@@ -168,7 +184,7 @@ def test_odc_stac_gives_the_same_dn_on_the_native_grid(stac_published, odc_dn, n
         cube = open_items(items, **kwargs).compute()
     else:
         cube = open_cube(safe, **kwargs).compute()
-    raw = _raw_dn(cube, safe)
+    raw = _as_published(_raw_dn(cube, safe), cube, items)
     theirs = _odc_dn(odc_dn, items, ASSET_KEYS[name], cube)
     for b, band in enumerate(cube.band.values):
         mine, other = raw[:, b], theirs[str(band)].astype(np.int32)

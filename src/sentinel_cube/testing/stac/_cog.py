@@ -74,11 +74,12 @@ PLANETARY_COMPUTER_COG = CogProfile(blocksize=512)
 
 
 def write_cog(source: str | Path, target: str | Path, profile: CogProfile,
-              *, class_band: bool = False) -> Path:  # fmt: skip
+              *, class_band: bool = False, shift: int = 0) -> Path:  # fmt: skip
     """Write ``source`` (any raster GDAL reads) as a COG at ``target``, no data 0.
 
-    The pixels are read whole and written unchanged; the CRS and transform are the
-    source's. The file is written beside ``target`` and renamed into place.
+    The pixels are read whole and written unchanged (but for ``shift``); the CRS and
+    transform are the source's. The file is written beside ``target`` and renamed
+    into place.
 
     Parameters
     ----------
@@ -86,6 +87,9 @@ def write_cog(source: str | Path, target: str | Path, profile: CogProfile,
     profile : CogProfile
     class_band : bool
         Overviews by nearest neighbour (``SCL``).
+    shift : int
+        Added to every DN but no data (0) and saturation (65535), kept >= 1: how
+        Earth Search applied ESA's offset to the pixels of its harmonised COGs.
 
     Returns
     -------
@@ -107,6 +111,12 @@ def write_cog(source: str | Path, target: str | Path, profile: CogProfile,
     part = target.with_name(target.name + ".part")
     with rasterio.Env(GDAL_NUM_THREADS=1), rasterio.open(source) as src:
         data = src.read()
+        if shift:
+            import numpy as np
+
+            valid = (data != 0) & (data != 65535)
+            shifted = np.clip(data.astype(np.int64) + shift, 1, 65534).astype(data.dtype)
+            data = np.where(valid, shifted, data)
         meta = {"driver": "GTiff", "width": src.width, "height": src.height,
                 "count": src.count, "dtype": src.dtypes[0], "crs": src.crs,
                 "transform": src.transform, "nodata": 0}  # fmt: skip

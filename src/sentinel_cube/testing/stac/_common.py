@@ -53,12 +53,16 @@ class Planned:
         Converted to a COG (else copied byte for byte).
     class_band : bool
         A class band (COG overviews by nearest neighbour).
+    shift : int
+        Added to every valid DN of the COG (Earth Search's harmonised COGs of
+        baseline 04.00 on: -1000, the offset applied to the pixels).
     """
 
     relpath: str
     source: Path
     cog: bool = False
     class_band: bool = False
+    shift: int = 0
 
 
 def href(base_url: str, relpath: str) -> str:

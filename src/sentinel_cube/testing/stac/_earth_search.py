@@ -9,7 +9,8 @@ Tree (under the root that ``base_url`` points at)::
 Item: asset keys by common name (``red``, ``nir08``, ``scl``) for the COGs and
 ``red-jp2``... for the JPEG 2000 files; ``raster:bands`` with ``scale`` 0.0001 and
 ``offset`` -0.1 from processing baseline 04.00 (0 before),
-``earthsearch:boa_offset_applied`` true when the offset is not 0; ``proj:epsg``,
+``earthsearch:boa_offset_applied`` true when the offset is not 0, and then the COG
+pixels carry the offset applied (DN - 1000), as Earth Search's do; ``proj:epsg``,
 ``mgrs:*``, ``grid:code`` and the ``s2:*`` properties.
 """
 
@@ -91,7 +92,10 @@ class EarthSearch:
             if image.band in bands:
                 source = facts.safe / image.member
                 class_band = image.band == "SCL"
-                planned.append(Planned(f"{cogs}/{image.band}.tif", source, True, class_band))
+                # Earth Search applied ESA's offset to its COGs' pixels (and says so with
+                # earthsearch:boa_offset_applied); its JP2 twins are ESA's files unchanged
+                shift = 0 if class_band else int(facts.product.bands[image.band].offset)
+                planned.append(Planned(f"{cogs}/{image.band}.tif", source, True, class_band, shift))
                 planned.append(Planned(f"{jp2s}/{image.band}.jp2", source))
         tile_xml = facts.safe / "GRANULE" / facts.granule / "MTD_TL.xml"
         planned.append(Planned(f"{cogs}/granule_metadata.xml", tile_xml))

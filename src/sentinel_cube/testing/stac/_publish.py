@@ -74,7 +74,8 @@ def _link_or_copy(source: Path, target: Path) -> None:
 def _write(planned: Planned, root: Path, profile: CogProfile) -> None:
     target = root / planned.relpath
     if planned.cog:
-        write_cog(planned.source, target, profile, class_band=planned.class_band)
+        write_cog(planned.source, target, profile, class_band=planned.class_band,
+                  shift=planned.shift)  # fmt: skip
     else:
         _link_or_copy(planned.source, target)
 
