@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from pathlib import Path
 
@@ -54,6 +55,29 @@ def _offline(monkeypatch):
 
     monkeypatch.setattr(socket.socket, "connect", guarded(connect))
     monkeypatch.setattr(socket.socket, "connect_ex", guarded(connect_ex))
+
+
+#: Where off-machine HTTP from code the socket guard cannot see goes: GDAL's libcurl,
+#: and any subprocess a test starts (they inherit the environment). A loopback port
+#: nobody listens on, so such a request fails at once and nothing leaves the machine.
+DEAD_PROXY = "http://127.0.0.1:9"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_route_off_the_machine():
+    """Send every proxied HTTP(S) request but the loopback's to :data:`DEAD_PROXY`."""
+    names = ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "no_proxy", "NO_PROXY")
+    saved = {name: os.environ.get(name) for name in names}
+    for name in names[:4]:
+        os.environ[name] = DEAD_PROXY
+    for name in names[4:]:
+        os.environ[name] = "127.0.0.1,localhost,::1"
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(scope="session")

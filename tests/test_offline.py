@@ -18,3 +18,18 @@ def test_loopback_connections_still_work():
         server.listen(1)
         with socket.create_connection(server.getsockname(), timeout=1):
             pass
+
+
+def test_gdal_cannot_reach_off_the_machine():
+    """GDAL's own HTTP (libcurl, below the socket guard) goes to the dead loopback proxy."""
+    import time
+
+    import rasterio
+    from rasterio.errors import RasterioIOError
+
+    url = "/vsicurl/https://sentinel-cogs.s3.us-west-2.amazonaws.com/sentinel-s2-l2a-cogs/B04.tif"
+    started = time.monotonic()
+    with rasterio.Env(GDAL_HTTP_MAX_RETRY=0, CPL_VSIL_CURL_NON_CACHED="/vsicurl/"):
+        with pytest.raises(RasterioIOError):
+            rasterio.open(url)
+    assert time.monotonic() - started < 10  # refused by the proxy port, not timed out
