@@ -487,12 +487,14 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def _run_worker(job: dict, work: Path, tag: str, timeout: float) -> dict[str, Any]:
-    """Run one job in a fresh interpreter and return its measurements."""
+def _run_worker(
+    job: dict, work: Path, tag: str, timeout: float, module: str = "benchmarks.compare_ingest"
+) -> dict[str, Any]:
+    """Run one job in a fresh interpreter (``python -m module --worker JOB OUT``) and
+    return its measurements, or its error."""
     job_path, result_path, log_path = (work / f"{tag}.{s}" for s in ("job.json", "out.json", "log"))
     job_path.write_text(json.dumps(job), encoding="utf-8")
-    command = [sys.executable, "-m", "benchmarks.compare_ingest", "--worker",
-               str(job_path), str(result_path)]  # fmt: skip
+    command = [sys.executable, "-m", module, "--worker", str(job_path), str(result_path)]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, cwd=REPO, env=_child_env(), stdout=log, stderr=log)
         timer = threading.Timer(timeout, process.kill)

@@ -42,17 +42,14 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ._data import INGEST_BANDS, Archive, ingest_archive
-from .compare_ingest import Timer, _child_env, _fmt, _versions, _warm_page_cache
+from .compare_ingest import Timer, _fmt, _run_worker, _versions, _warm_page_cache
 
 COMPARED_TILE = "34TCT"
 CHUNK = 1024
@@ -216,26 +213,6 @@ def _job(method: Method, paths: list[Path], items: dict, grid: dict[str, Any]) -
     return job
 
 
-def _run_worker(job: dict, work: Path, tag: str, timeout: float) -> dict[str, Any]:
-    """Run one job in a fresh interpreter and return its measurements (or its error)."""
-    job_path, result_path, log_path = (work / f"{tag}.{s}" for s in ("job.json", "out.json", "log"))
-    job_path.write_text(json.dumps(job), encoding="utf-8")
-    command = [sys.executable, "-m", "benchmarks.compare_stac", "--worker", str(job_path),
-               str(result_path)]  # fmt: skip
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, cwd=REPO, env=_child_env(), stdout=log, stderr=log)
-        timer = threading.Timer(timeout, process.kill)
-        timer.start()
-        try:
-            process.wait()
-        finally:
-            timer.cancel()
-    if process.returncode != 0 or not result_path.exists():
-        lines = log_path.read_text(errors="replace").strip().splitlines()
-        return {"method": job["method"], "error": lines[-1] if lines else "no output"}
-    return json.loads(result_path.read_text(encoding="utf-8"))
-
-
 def _summary(name: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
     good = [r for r in runs if "error" not in r]
     summary: dict[str, Any] = {"method": name, "label": METHODS[name].label, "runs": runs}
@@ -329,7 +306,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for round_index in range(args.rounds):
                 for name in methods:
                     job = _job(METHODS[name], paths, items, grid)
-                    result = _run_worker(job, work, f"{name}-{round_index}", args.timeout)
+                    result = _run_worker(job, work, f"{name}-{round_index}", args.timeout,
+                                         "benchmarks.compare_stac")  # fmt: skip
                     runs[name].append(result)
                     print(f"round {round_index + 1} {name}: "
                           f"{result.get('error') or format(result['seconds'], '.2f') + ' s'}",
