@@ -183,10 +183,6 @@ class StoreLocation:
             return (self.path / relative).exists()
         return bool(self.fs().exists(self.key(relative)))
 
-    def is_folder(self) -> bool:
-        """Whether a local path is a folder (object storage has no folders: True)."""
-        return self.path is None or self.path.is_dir() or not self.path.exists()
-
     def is_empty(self) -> bool:
         """Nothing there (a writer's lock record alone counts as nothing)."""
         if self.path is not None:
