@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+import pickle
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -82,8 +84,10 @@ def _full_size(product: Product, scale: int) -> Product:
     return dataclasses.replace(product, bands=bands)
 
 
-def thousand_products(real: list[Product], virtual_root: str, full_size: bool) -> list[Product]:
-    """1,000 products cloned from ``real`` (one date, several tiles), one day apart.
+def thousand_products(
+    real: list[Product], virtual_root: str, full_size: bool, n: int = N_PRODUCTS
+) -> list[Product]:
+    """``n`` (1,000) products cloned from ``real`` (one date, several tiles), one day apart.
 
     Product and band paths point into ``virtual_root``, which does not exist, so any
     attempt to open them fails.
@@ -91,7 +95,7 @@ def thousand_products(real: list[Product], virtual_root: str, full_size: bool) -
     scale = bench_scale()
     products = []
     per_day = len(real)
-    for i in range(N_PRODUCTS):
+    for i in range(n):
         base = _full_size(real[i % per_day], scale) if full_size else real[i % per_day]
         shift = dt.timedelta(days=i // per_day)
         start = base.sensing_start + shift
@@ -127,13 +131,16 @@ class PlanThousand:
     params = [["bench", "full"]]
     param_names = ["geometry"]
     timeout = 600
+    n_products = N_PRODUCTS
 
     def setup(self, geometry: str) -> None:
         archive = ingest_archive()
         real = [read_product(p, require_bands=None) for p in archive.products_of(dates=1)]
         self.virtual = str(archive.root / "virtual-does-not-exist")
         self.watch = (str(archive.root), self.virtual)
-        self.products = thousand_products(real, self.virtual, full_size=geometry == "full")
+        self.products = thousand_products(
+            real, self.virtual, full_size=geometry == "full", n=self.n_products
+        )
         self.resolution = 10 * (1 if geometry == "full" else bench_scale())
 
     def _plan(self):
@@ -154,12 +161,30 @@ class PlanThousand:
             raise AssertionError(f"open_cube touched files: {opened[:3]}")
 
     def track_dask_tasks(self, geometry: str) -> int:
-        """Tasks in the dask graph of ``open_cube`` on the 1,000 products."""
+        """Tasks in the dask graph of ``open_cube`` on the products (target: <= 100,000
+        for 1,000 full-size products)."""
         with no_file_access(*self.watch):
             cube = open_cube(self.products, INGEST_BANDS, self.resolution)
         return len(cube.data.__dask_graph__())
 
     track_dask_tasks.unit = "tasks"  # type: ignore[attr-defined]
+
+    def track_graph_mb(self, geometry: str) -> float:
+        """Pickled size of that graph: what a cluster's scheduler receives. It grows with
+        the products (one entry per product and band) and by a few bytes per task."""
+        with no_file_access(*self.watch):
+            cube = open_cube(self.products, INGEST_BANDS, self.resolution)
+        return len(pickle.dumps(dict(cube.data.__dask_graph__()))) / 1e6
+
+    track_graph_mb.unit = "MB"  # type: ignore[attr-defined]
+
+
+class PlanTenThousand(PlanThousand):
+    """The same with 10,000 full-size products (5,000 days x 2 tiles): a country over
+    years. Target: ``open_cube`` in < 20 s, 10 x the 1,000-product time (linear)."""
+
+    params = [["full"]]
+    n_products = 10 * N_PRODUCTS
 
 
 # --------------------------------------------------------------------------- pixels
@@ -236,6 +261,20 @@ class IngestZarr(_Ingest):
         return self._ingest(codec).mpix_per_s
 
     track_ingest_mpix_per_s.unit = "MPix/s"  # type: ignore[attr-defined]
+
+    def track_ingest_cpu_utilisation(self, codec: str) -> float:
+        """CPU seconds of the ingest over (wall seconds x cores), in %: 100 when every
+        core is busy from the first chunk to the last commit (no idle barrier)."""
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        before = os.times()
+        started = time.perf_counter()
+        self._ingest(codec)
+        wall = time.perf_counter() - started
+        after = os.times()
+        cpu = (after.user - before.user) + (after.system - before.system)
+        return 100 * cpu / (wall * (cores or 1))
+
+    track_ingest_cpu_utilisation.unit = "%"  # type: ignore[attr-defined]
 
     def track_store_mb(self, codec: str) -> float:
         """Size of the store on disk."""

@@ -23,6 +23,7 @@ from _cube_helpers import (
     to_reflectance,
 )
 from sentinel_cube import ProductError, SentinelCubeError, SentinelCubeWarning
+from sentinel_cube import _graph as graph_module
 from sentinel_cube.cube import open_cube
 from sentinel_cube.testing import (
     BUDAPEST_TILES,
@@ -222,7 +223,7 @@ def test_mixed_resolutions(budapest):
     np.testing.assert_array_equal(averaged.isel(time=0, band=0).values, expected)
 
 
-def test_chunks_align_with_jp2_tiles_and_empty_chunks_are_fills(budapest):
+def test_chunks_align_with_jp2_tiles_and_empty_chunks_are_fills(budapest, monkeypatch):
     paths = _tile_paths(budapest, "34TCT")[:1]
     # a grid reaching 30 km east of 34TCT: the eastern chunks hold no product
     cube = open_cube(paths, bands=["B04"], resolution=300, chunks=64,
@@ -230,16 +231,21 @@ def test_chunks_align_with_jp2_tiles_and_empty_chunks_are_fills(budapest):
     origin_x = 300000.0
     edges = cube.x.values[0] - 150 + np.cumsum(cube.chunks[3])[:-1] * 300
     assert np.all((edges - origin_x) % (64 * 300) == 0)
-    graph = dict(cube.data.__dask_graph__())
-    names = [getattr(task, "func", task[0] if isinstance(task, tuple) else None)
-             for task in graph.values()]  # fmt: skip
-    reads = sum(getattr(f, "__name__", "") == "read_block" for f in names)
-    fills = sum(getattr(f, "__name__", "") == "full" for f in names)
+    reads = []
+
+    def counting(source, grid, *args, **kwargs):
+        reads.append(grid.bounds)
+        return real_read(source, grid, *args, **kwargs)
+
+    real_read = graph_module.read_source
+    monkeypatch.setattr(graph_module, "read_source", counting)
+    values = cube.compute(scheduler="threads")
     tile_east = 409800.0
     starts = np.cumsum((0,) + cube.chunks[3][:-1])
     cols_with_data = int(np.sum(cube.x.values[starts] - 150 < tile_east))
-    assert reads == cols_with_data * len(cube.chunks[2])
-    assert fills == (len(cube.chunks[3]) - cols_with_data) * len(cube.chunks[2])
+    assert len(reads) == cols_with_data * len(cube.chunks[2])  # one read per chunk with data
+    assert all(left < tile_east for left, *_ in reads)  # the others are fills: no read
+    assert np.isnan(values.where(values.x > tile_east + 150)).all()
 
 
 def test_bad_inputs_are_named(budapest, tmp_path):
@@ -301,7 +307,8 @@ def test_planning_a_thousand_products_opens_no_file(budapest, monkeypatch):
         cube = open_cube(products, bands=["B04", "B08"], resolution=300)
     days = {p.sensing_start.date() for p in products}  # 09:45 UTC is 11:02 solar time here
     assert cube.sizes["time"] == len(days)
-    assert cube.data.npartitions == len(days) * 2 * len(cube.chunks[2]) * len(cube.chunks[3])
+    assert cube.chunks[1] == (2,)  # two 10 m bands: read by one task
+    assert cube.data.npartitions == len(days) * len(cube.chunks[2]) * len(cube.chunks[3])
 
 
 # --------------------------------------------------------------- reads mean what they say

@@ -7,6 +7,8 @@ with shapely/pyproj and from the fake reader's own rule.
 
 from __future__ import annotations
 
+import dataclasses
+import pickle
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -17,7 +19,7 @@ from pyproj import Transformer
 from shapely.geometry import box
 
 from sentinel_cube._graph import cube_array
-from sentinel_cube._plan import mosaic_order, plan_cube
+from sentinel_cube._plan import chunk_members, mosaic_order, plan_cube
 from sentinel_cube._source import Source
 from sentinel_cube.grid import Grid
 from sentinel_cube.safe import BandFile, Product
@@ -87,8 +89,7 @@ def test_a_chunk_lists_exactly_the_products_that_meet_it_in_mosaic_order():
             if box(*p.bands["B04"].bounds).intersects(chunk_box)
             and not box(*p.bands["B04"].bounds).touches(chunk_box)
         ]
-        block = plan.blocks.get((0, 0, iy, ix))
-        got = [s.product_id for s in block.sources] if block else []
+        got = [step.products[i].product_id for i in chunk_members(step, chunk.bounds)]
         assert got == expected, (iy, ix)
 
 
@@ -100,12 +101,12 @@ def test_chunks_outside_every_footprint_have_no_block():
     plan = plan_cube([a, b], ["B04"], 10, aoi=aoi, chunks=50)
     footprints = [box(*p.bands["B04"].bounds) for p in (a, b)]
     far = 0
-    for (iy, ix), chunk in plan.grid.iter_chunks(plan.chunks):
+    for (_iy, _ix), chunk in plan.grid.iter_chunks(plan.chunks):
         square = box(*chunk.bounds)
         if any(f.intersection(square).area > 0 for f in footprints):
-            assert (0, 0, iy, ix) in plan.blocks  # never a chunk lost
+            assert chunk_members(plan.steps[0], chunk.bounds)  # never a chunk lost
         elif min(f.distance(square) for f in footprints) > 200:  # planning's margin: 120 m
-            assert (0, 0, iy, ix) not in plan.blocks  # a fill: nothing read
+            assert not chunk_members(plan.steps[0], chunk.bounds)  # a fill: nothing read
             far += 1
     assert far >= 4
 
@@ -139,7 +140,12 @@ def test_a_thousand_products_plan_without_opening_anything():
     products = [_product(f"p{i:04d}", when=T0 + timedelta(days=i)) for i in range(1000)]
     plan = plan_cube(products, ["B04", "SCL"], 10, chunks=100)
     assert len(plan.steps) == 1000
-    assert len(plan.blocks) == 1000 * 2 * 4  # 2 x 2 chunks per step and band
+    assert plan.band_chunks == (1, 1)  # 10 m and 20 m bands: not one task
+    assert plan.n_chunks == 1000 * 2 * 4  # 2 x 2 chunks per step and band
+    # the plan grows with the products, never with the chunks: no object per chunk
+    finer = plan_cube(products, ["B04", "SCL"], 10, chunks=10)
+    assert finer.n_chunks == 100 * plan.n_chunks
+    assert len(pickle.dumps(finer)) < 1.01 * len(pickle.dumps(plan))
 
 
 # ----------------------------------------------------------------------------- graph
@@ -151,11 +157,13 @@ class FakeReader:
 
     def __init__(self, holes=(), saturated=()):
         self.calls: list[tuple[str, str, bool | None, tuple[int, int]]] = []
+        self.grids: list[Grid] = []
         self.holes = set(holes)
         self.saturated = set(saturated)
 
     def __call__(self, source: Source, grid: Grid, resampling, *, env, reduced_levels, on_error):
         self.calls.append((source.path, resampling, reduced_levels, grid.shape))
+        self.grids.append(grid)
         number = int(source.product_id[1:])
         band = source.path.rsplit("/", 1)[-1].split(".")[0]
         if band == "SCL":
@@ -213,9 +221,13 @@ def test_the_reader_is_called_only_for_chunks_with_sources_and_gets_the_rules():
     array = cube_array(plan, env={"GDAL_NUM_THREADS": 1}, reader=reader)
     assert array.npartitions == plan.n_chunks
     array.compute(scheduler="sync")
-    expected_reads = sum(len(b.sources) for b in plan.blocks.values())
+    with_data = [
+        len(chunk_members(plan.steps[0], chunk.bounds))
+        for _, chunk in plan.grid.iter_chunks(plan.chunks)
+    ]
     # each chunk stops at the first product that fills it: p1 fills everything here
-    assert len(reader.calls) == len(plan.blocks) <= expected_reads
+    assert len(reader.calls) == len(plan.bands) * sum(n > 0 for n in with_data)
+    assert len(reader.calls) < len(plan.bands) * sum(with_data)
     b04 = [c for c in reader.calls if c[0].endswith("B04.jp2")]
     # reduced_levels=None resolves per band: an averaging resampling may use the levels
     assert b04 and all(c[1] == "average" and c[2] is True for c in b04)
@@ -224,3 +236,108 @@ def test_the_reader_is_called_only_for_chunks_with_sources_and_gets_the_rules():
 def test_a_planning_error_names_the_product_and_the_band():
     with pytest.raises(Exception, match="p1.*B08|B08.*p1"):
         plan_cube([_product("p1")], ["B08"], 10)
+
+
+# ----------------------------------------------------------------------------- chunking
+
+
+def test_default_chunks_cover_2_x_2_jp2_tiles_and_bands_of_one_pixel_size_share_a_task():
+    full = [_product("p1", size=10980)]
+    b04_scl = plan_cube(full, ["B04", "SCL"], 10)
+    # 10 m band: 1024 px JP2 tiles, so 2048 px chunks from the tile corner
+    assert set(b04_scl.chunks[0][:-1]) == {2048} and b04_scl.chunks[0][-1] == 10980 - 5 * 2048
+    assert b04_scl.band_chunks == (1, 1)  # 10 m and 20 m: different tile grids
+    coarse = plan_cube(full, ["B04"], 20)
+    assert max(coarse.chunks[0]) == 1024  # 2 x 2 tiles of 1024 px at 10 m, on a 20 m grid
+    explicit = plan_cube(full, ["B04", "SCL"], 10, chunks={"band": 2, "y": 512})
+    assert explicit.band_chunks == (1, 1) and max(explicit.chunks[0]) == 512
+    assert max(explicit.chunks[1]) == 2048
+    with pytest.raises(Exception, match="'time'"):
+        plan_cube(full, ["B04"], 10, chunks={"time": 2})
+    with pytest.raises(Exception, match="positive"):
+        plan_cube(full, ["B04"], 10, chunks={"band": 0})
+
+
+def _four_band_product(name: str, size: int = 10980) -> Product:
+    base = _product(name, size=size)
+    b04 = base.bands["B04"]
+    bands = {b: dataclasses.replace(b04, band=b, path=f"memory://{name}/{b}.jp2")
+             for b in ("B02", "B03", "B04", "B08")}  # fmt: skip
+    return dataclasses.replace(base, bands={**bands, "SCL": base.bands["SCL"]})
+
+
+def test_bands_share_tasks_up_to_64_mib_and_the_graph_stays_small():
+    days = [_four_band_product(f"p{i}") for i in range(1)]
+    days = [
+        dataclasses.replace(days[0], product_id=f"p{i}", sensing_start=T0 + timedelta(days=i))
+        for i in range(10)
+    ]
+    plan = plan_cube(days, ["B02", "B03", "B04", "B08", "SCL"], 10)
+    assert plan.band_chunks == (4, 1)  # 4 x 2048^2 float32 = 64 MiB; SCL is 20 m
+    dn = plan_cube(days, ["B02", "B03", "B04", "B08"], 10, units="dn")
+    assert dn.band_chunks == (4,)
+    array = cube_array(plan, env={}, reader=FakeReader())
+    assert array.chunksize == (1, 4, 2048, 2048)
+    # one task per chunk plus the shared reader: nothing per product and chunk
+    assert len(array.__dask_graph__()) == plan.n_chunks + 1 == 10 * 2 * 6 * 6 + 1
+
+
+def test_any_window_of_the_cube_reads_the_same_pixels_as_its_chunks():
+    plan = _mosaic_plan(units="dn")
+    reader = FakeReader(holes={"p1"}, saturated={"p1"})
+    whole = cube_array(plan, env={}, reader=reader).compute(scheduler="sync")
+    odd = cube_array(plan, env={}, reader=reader).rechunk((1, 2, 7, 13))
+    np.testing.assert_array_equal(odd.compute(scheduler="sync"), whole)
+
+
+# ----------------------------------------------------------------------------- clip
+
+
+def _thin_aoi() -> shapely.Polygon:
+    """A diagonal band 600 m wide across a 40 km product: its box holds 16 JP2 tiles."""
+    line = shapely.LineString([(301000, 5299000), (339000, 5261000)])
+    return line.buffer(300)
+
+
+def test_a_clipped_cube_decodes_only_tiles_inside_the_polygon_and_masks_the_rest():
+    product = _product("p1", size=4000)  # 4 x 4 JP2 tiles of 1024 px
+    aoi = _thin_aoi()
+    to_lonlat = Transformer.from_crs(32634, 4326, always_xy=True)
+    aoi_lonlat = shapely.transform(shapely.segmentize(aoi, 50.0), to_lonlat.transform,
+                                   interleaved=False)  # fmt: skip
+    boxed = plan_cube([product], ["B04"], 10, aoi=aoi_lonlat)
+    clipped = plan_cube([product], ["B04"], 10, aoi=aoi_lonlat, clip=True)
+    assert clipped.grid == boxed.grid
+    full_reader, clip_reader = FakeReader(), FakeReader()
+    full = cube_array(boxed, env={}, reader=full_reader).compute(scheduler="sync")
+    cut = cube_array(clipped, env={}, reader=clip_reader).compute(scheduler="sync")
+    # expected independently: pixel centres inside the (reprojected) AOI, by shapely
+    x, y = clipped.grid.coords()
+    xx, yy = np.meshgrid(x, y)
+    inside = shapely.contains_xy(clipped.aoi, xx, yy)
+    np.testing.assert_array_equal(cut[0, 0][inside], full[0, 0][inside])
+    assert np.isnan(cut[0, 0][~inside]).all() and inside.sum() > 1000
+    # every part read lies on one JP2 tile of the product and holds AOI pixels
+    tile = 10240.0
+    for _, _, _, shape in clip_reader.calls:
+        assert shape[0] <= 1024 and shape[1] <= 1024
+    for part in clip_reader.grids:
+        left, bottom, right, top = part.bounds
+        assert (left - 300000) // tile == (right - 300000 - 1e-6) // tile
+        assert (5300040 - top) // tile == (5300040 - bottom - 1e-6) // tile
+        assert clipped.aoi.intersects(box(*part.bounds))
+    decoded = sum(g.shape[0] * g.shape[1] for g in clip_reader.grids)
+    boxed_decoded = sum(g.shape[0] * g.shape[1] for g in full_reader.grids)
+    # expected: the pixels of the JP2 tiles (within the grid) holding a pixel centre
+    # inside the AOI, counted on the grid's pixel centres
+    tile_col = (xx - 300000) // tile
+    tile_row = (5300040 - yy) // tile
+    tiles = tile_row * 100 + tile_col
+    expected = sum(int((tiles == t).sum()) for t in np.unique(tiles[inside]))
+    assert decoded == expected
+    assert boxed_decoded == clipped.grid.height * clipped.grid.width > 1.4 * decoded
+
+
+def test_clip_needs_an_aoi():
+    with pytest.raises(Exception, match="clip=True needs an aoi"):
+        plan_cube([_product("p1")], ["B04"], 10, clip=True)

@@ -1,28 +1,36 @@
-"""Turn a :class:`~sentinel_cube._plan.CubePlan` into a dask array: one task per chunk.
+"""Turn a :class:`~sentinel_cube._plan.CubePlan` into a dask array.
 
-A chunk that no product overlaps is a constant fill, not a read. Each read
-task opens its files itself and holds nothing unpicklable, so the graph runs
-unchanged on the threaded scheduler and on ``dask.distributed`` process workers.
+The graph holds one :class:`CubeReader` (the plan's sources, one entry per product
+and band: its size grows with the products, not with the chunks) and one small task
+per chunk that indexes it, as ``dask.array.from_array`` builds for any array-like.
+A task finds the products that meet its chunk from their footprints
+(:func:`~sentinel_cube._plan.chunk_members`); a chunk no product meets is a
+constant fill, not a read. Nothing in the graph is unpicklable, so it runs
+unchanged on the threaded scheduler and on ``dask.distributed`` process workers,
+which receive the reader once each.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import dask.array as da
 import numpy as np
+import shapely
 from dask.base import tokenize
+from shapely.geometry import box
+from shapely.geometry.base import BaseGeometry
 
-from ._plan import Block, CubePlan
+from ._plan import ESA_JP2_TILES, CubePlan, TimeStep, chunk_members
 from ._radiometry import NODATA_DN, SATURATED_DN, harmonize_dn, to_reflectance
-from ._read import read_source
+from ._read import pixels_inside, read_source
 from ._source import Source, read_rules
 from .bands import CLASS_BANDS
 from .grid import Grid
 
-__all__ = ["CLASS_BANDS", "Reader", "ReadTask", "cube_array", "read_block"]
+__all__ = ["CLASS_BANDS", "CubeReader", "Reader", "clipped_array", "cube_array", "mosaic"]
 
 
 class Reader(Protocol):
@@ -41,49 +49,176 @@ class Reader(Protocol):
 
 
 @dataclass(frozen=True)
-class ReadTask:
-    """Arguments of one read task, bundled so dask does not look inside them."""
+class _Step:
+    """What the tasks of one time step read: per product, in mosaic order."""
 
-    block: Block
-    units: str
-    resampling: str
-    env: tuple[tuple[str, Any], ...]
-    on_error: str
-    reduced_levels: bool | None
-    reader: Reader
+    #: ``files[p][b]``: band ``b`` of product ``p``
+    files: tuple[tuple[Source, ...], ...]
+    offsets: tuple[tuple[float, ...], ...]
+    quantifications: tuple[tuple[float, ...], ...]
+    plan: TimeStep
 
 
-def read_block(task: ReadTask) -> np.ndarray:
-    """Mosaic the block's sources in order (first valid pixel wins) as a (1, 1, y, x) array.
+class CubeReader:
+    """The cube as an array-like that reads on indexing: ``reader[t, b, rows, cols]``.
+
+    ``dask.array.from_array`` makes one task per chunk of it; each task calls
+    ``__getitem__`` with its chunk's slices. Steps and bands are read one after the
+    other within the task; products are mosaicked by :func:`mosaic`.
+    """
+
+    ndim = 4
+
+    def __init__(
+        self,
+        plan: CubePlan,
+        *,
+        env: Mapping[str, object],
+        on_error: str = "raise",
+        reduced_levels: bool | None = None,
+        reader: Reader | Callable[..., np.ndarray] | None = None,
+    ) -> None:
+        self.grid = plan.grid
+        self.bands = plan.bands
+        self.units = plan.units
+        self.resampling = plan.resampling
+        self.aoi = plan.aoi
+        self.all_touched = False
+        self.shape = plan.shape
+        self.dtype = np.dtype("float32") if plan.units == "reflectance" else np.dtype("uint16")
+        self.env = tuple(sorted((str(k), v) for k, v in env.items()))
+        self.on_error = on_error
+        self.reduced_levels = reduced_levels
+        #: None: :func:`~sentinel_cube._read.read_source`, looked up when reading
+        self.reader = reader
+        self.steps = tuple(
+            _Step(
+                tuple(tuple(_source(p, band) for band in plan.bands) for p in step.products),
+                tuple(tuple(p.bands[b].offset for b in plan.bands) for p in step.products),
+                tuple(tuple(p.bands[b].quantification for b in plan.bands) for p in step.products),
+                step,
+            )
+            for step in plan.steps
+        )
+
+    def __getitem__(self, index: tuple[slice, ...]) -> np.ndarray:
+        times, bands, rows, cols = (
+            range(*s.indices(n)) for s, n in zip(index, self.shape, strict=True)
+        )
+        grid = self.grid.window(rows.start, rows.stop, cols.start, cols.stop)
+        fill = np.nan if self.units == "reflectance" else 0
+        out = np.full((len(times), len(bands), *grid.shape), fill, dtype=self.dtype)
+        inside = None
+        if self.aoi is not None:
+            chunk_box = box(*grid.bounds)
+            if not self.aoi.intersects(chunk_box):
+                return out  # wholly outside the AOI: nothing is read
+            if not self.aoi.contains(chunk_box):
+                inside = pixels_inside(self.aoi, grid, self.all_touched)
+        for i, t in enumerate(times):
+            step = self.steps[t]
+            members = chunk_members(step.plan, grid.bounds)
+            if not members:
+                continue
+            for j, b in enumerate(bands):
+                out[i, j] = mosaic(
+                    self.bands[b],
+                    [step.files[m][b] for m in members],
+                    [step.offsets[m][b] for m in members],
+                    [step.quantifications[m][b] for m in members],
+                    grid,
+                    self,
+                    inside,
+                )
+        return out
+
+    def clipped(self, aoi: BaseGeometry, all_touched: bool) -> CubeReader:
+        """The same cube read only inside ``aoi`` (in the cube's CRS), no data outside."""
+        copy = object.__new__(CubeReader)
+        copy.__dict__.update(self.__dict__)
+        copy.aoi = aoi
+        copy.all_touched = all_touched
+        return copy
+
+
+def clipped_array(data: da.Array, aoi: BaseGeometry, all_touched: bool) -> da.Array | None:
+    """``data`` read only inside ``aoi``, when it is a cube fresh from :func:`cube_array`.
+
+    Then JP2 tiles outside the AOI are never decoded. Anything else (a computed
+    cube, a cube from a store, a cube already sliced or transformed) gives None: the
+    caller masks the pixels instead.
+    """
+    reader = data.dask.layers.get(f"original-{data.name}")
+    if set(data.dask.layers) != {data.name, f"original-{data.name}"} or reader is None:
+        return None
+    source = dict(reader).get(f"original-{data.name}")
+    if not isinstance(source, CubeReader) or source.shape != data.shape or source.aoi is not None:
+        return None
+    name = "sentinel-cube-clip-" + tokenize(data.name, shapely.to_wkb(aoi), all_touched)
+    return _from_reader(source.clipped(aoi, all_touched), data.chunks, name)
+
+
+def _from_reader(cube: CubeReader, chunks: Any, name: str) -> da.Array:
+    return da.from_array(
+        cube,
+        chunks=chunks,
+        name=name,
+        lock=False,
+        asarray=False,
+        fancy=False,
+        meta=np.empty((0, 0, 0, 0), dtype=cube.dtype),
+    )
+
+
+def _source(product: Any, band: str) -> Source:
+    file = product.bands[band]
+    return Source(file.path, product.crs, file.transform, file.shape, product.product_id)
+
+
+def mosaic(
+    band: str,
+    sources: Sequence[Source],
+    offsets: Sequence[float],
+    quantifications: Sequence[float],
+    grid: Grid,
+    cube: CubeReader,
+    inside: np.ndarray | None = None,
+) -> np.ndarray:
+    """Mosaic one band's sources in order (first valid pixel wins) onto ``grid``.
 
     Valid means neither no data (DN 0) nor, for reflectance bands, saturated (DN
     65535), in both units, so DN and reflectance cubes take each pixel from the same
     product; a pixel no product has valid is 0 in DN and NaN in reflectance. Class
     bands are read with nearest from full-resolution pixels (:func:`read_rules`).
+    With ``inside`` (a mask of the pixels inside the cube's AOI), only the JP2 tiles
+    that hold such pixels are read, and pixels outside are no data.
     """
-    block = task.block
-    shape = block.grid.shape
-    fill = np.nan if task.units == "reflectance" else 0
-    dtype = np.float32 if task.units == "reflectance" else np.uint16
-    resampling, reduced_levels = read_rules(block.band, task.resampling, task.reduced_levels)
+    units = cube.units
+    fill = np.nan if units == "reflectance" else 0
+    dtype = np.float32 if units == "reflectance" else np.uint16
+    resampling, reduced_levels = read_rules(band, cube.resampling, cube.reduced_levels)
     out: np.ndarray | None = None
     filled = np.zeros((0, 0), dtype=bool)
     saturated = False  # DN units: saturated pixels left in `out` that no product filled
-    for source, offset, quantification in zip(
-        block.sources, block.offsets, block.quantifications, strict=True
-    ):
-        dn = task.reader(
-            source,
-            block.grid,
-            resampling,
-            env=dict(task.env),
-            reduced_levels=reduced_levels,
-            on_error=task.on_error,
-        )
+    env = dict(cube.env)
+    reader = cube.reader or read_source
+    for source, offset, quantification in zip(sources, offsets, quantifications, strict=True):
+
+        def read(part: Grid, source: Source = source) -> np.ndarray:
+            return reader(
+                source,
+                part,
+                resampling,
+                env=env,
+                reduced_levels=reduced_levels,
+                on_error=cube.on_error,
+            )
+
+        dn = read(grid) if inside is None else _read_inside(read, source, grid, inside, cube.aoi)
         valid = dn != NODATA_DN
-        if block.band in CLASS_BANDS:  # class codes: no radiometry
+        if band in CLASS_BANDS:  # class codes: no radiometry
             values = dn.astype(dtype)
-        elif task.units == "reflectance":
+        elif units == "reflectance":
             values = to_reflectance(dn, offset, quantification)
             valid = ~np.isnan(values)
         else:
@@ -94,7 +229,7 @@ def read_block(task: ReadTask) -> np.ndarray:
                 saturated = True
         if out is None:  # the first source: no copy through masks (most chunks have one)
             out, filled = values, valid
-            if block.band in CLASS_BANDS and task.units == "reflectance":
+            if band in CLASS_BANDS and units == "reflectance":
                 out[~valid] = np.nan  # class 0 (no data) becomes NaN like other bands
         else:
             take = valid & ~filled
@@ -103,10 +238,60 @@ def read_block(task: ReadTask) -> np.ndarray:
         if filled.all():
             break
     if out is None:  # no source: a fill
-        out = np.full(shape, fill, dtype=dtype)
-    elif saturated:  # saturated everywhere it was seen: no data, like NaN in reflectance
+        return np.full(grid.shape, fill, dtype=dtype)
+    if saturated:  # saturated everywhere it was seen: no data, like NaN in reflectance
         out[~filled] = NODATA_DN
-    return out[np.newaxis, np.newaxis]
+    if inside is not None:
+        out[~inside] = fill
+    return out
+
+
+def _read_inside(
+    read: Callable[[Grid], np.ndarray],
+    source: Source,
+    grid: Grid,
+    inside: np.ndarray,
+    aoi: BaseGeometry | None,
+) -> np.ndarray:
+    """Read only the parts of ``grid`` on the source's JP2 tiles that hold AOI pixels.
+
+    The parts follow the source's internal tiles (ESA's tile sides) when the source
+    shares the cube's CRS, else blocks of the same size on the cube's grid; parts with
+    no pixel inside the AOI are left as no data (DN 0) and never decoded.
+    """
+    dn = np.zeros(grid.shape, dtype=np.uint16)
+    if not inside.any():
+        return dn
+    for r0, r1, c0, c1 in _tile_parts(source, grid):
+        if inside[r0:r1, c0:c1].any():
+            dn[r0:r1, c0:c1] = read(grid.window(r0, r1, c0, c1))
+    return dn
+
+
+def _tile_parts(source: Source, grid: Grid) -> list[tuple[int, int, int, int]]:
+    """``(row0, row1, col0, col1)`` parts of ``grid`` cut along the source's JP2 tile edges."""
+    tile = ESA_JP2_TILES.get(round(source.resolution), 1024) * source.resolution
+    same_crs = source.crs == grid.crs
+    origin_x, origin_y = (source.transform.c, source.transform.f) if same_crs else (0.0, 0.0)
+    if not same_crs:  # tile-sized blocks from the grid's corner
+        origin_x, origin_y = grid.transform.c, grid.transform.f
+    step = tile / grid.resolution
+
+    def cuts(offset: float, length: int) -> list[int]:
+        first = (-offset) % step
+        edges = [0, *(round(first + k * step) for k in range(int(length / step) + 2))]
+        return sorted({min(max(e, 0), length) for e in edges} | {length})
+
+    col_offset = (grid.transform.c - origin_x) / grid.resolution
+    row_offset = (origin_y - grid.transform.f) / grid.resolution
+    rows = cuts(row_offset, grid.height)
+    cols = cuts(col_offset, grid.width)
+    return [
+        (r0, r1, c0, c1)
+        for r0, r1 in zip(rows[:-1], rows[1:], strict=True)
+        for c0, c1 in zip(cols[:-1], cols[1:], strict=True)
+        if r1 > r0 and c1 > c0
+    ]
 
 
 def cube_array(
@@ -115,48 +300,27 @@ def cube_array(
     env: Mapping[str, object],
     on_error: str = "raise",
     reduced_levels: bool | None = None,
-    reader: Reader | Callable[..., np.ndarray] = read_source,
+    reader: Reader | Callable[..., np.ndarray] | None = None,
 ) -> da.Array:
     """The lazy ``(time, band, y, x)`` dask array of a plan.
 
     ``reduced_levels`` is that of :func:`sentinel_cube.open_cube`; each read task
     resolves it per band with :func:`~sentinel_cube._read.read_rules`.
     """
-    dtype = np.dtype("float32") if plan.units == "reflectance" else np.dtype("uint16")
-    fill = np.nan if plan.units == "reflectance" else 0
-    frozen_env = tuple(sorted((str(k), v) for k, v in env.items()))
+    cube = CubeReader(
+        plan, env=env, on_error=on_error, reduced_levels=reduced_levels, reader=reader
+    )
     name = "sentinel-cube-" + tokenize(
         plan.grid,
-        plan.chunks,
+        plan.dask_chunks,
         plan.bands,
         plan.units,
         plan.resampling,
         [(s.time.value, [p.path for p in s.products]) for s in plan.steps],
-        frozen_env,
+        cube.env,
         on_error,
         reduced_levels,
+        None if plan.aoi is None else shapely.to_wkb(plan.aoi),
         getattr(reader, "__qualname__", repr(reader)),
     )
-    rows, cols = plan.chunks
-    graph: dict[tuple, Any] = {}
-    for t in range(len(plan.steps)):
-        for b in range(len(plan.bands)):
-            for iy, height in enumerate(rows):
-                for ix, width in enumerate(cols):
-                    key = (name, t, b, iy, ix)
-                    block = plan.blocks.get((t, b, iy, ix))
-                    if block is None:
-                        graph[key] = (np.full, (1, 1, height, width), fill, dtype)
-                    else:
-                        task = ReadTask(
-                            block,
-                            plan.units,
-                            plan.resampling,
-                            frozen_env,
-                            on_error,
-                            reduced_levels,
-                            reader,
-                        )
-                        graph[key] = (read_block, task)
-    chunks = ((1,) * len(plan.steps), (1,) * len(plan.bands), rows, cols)
-    return da.Array(graph, name, chunks, dtype=dtype)
+    return _from_reader(cube, plan.dask_chunks, name)

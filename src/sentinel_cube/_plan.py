@@ -7,7 +7,7 @@ the products' metadata (:class:`~sentinel_cube.safe.Product`).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -18,22 +18,29 @@ from pyproj import CRS
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
-from ._source import RESAMPLINGS, Source
+from ._source import RESAMPLINGS
 from .aoi import reproject_geometry
 from .bands import normalize_band
 from .exceptions import SentinelCubeError
 from .grid import Grid
 from .safe import Product
 
-__all__ = ["Block", "CubePlan", "TimeStep", "plan_cube"]
+__all__ = ["CubePlan", "TimeStep", "chunk_members", "plan_cube"]
 
 #: Internal JP2 tile side (pixels) of ESA band files by nominal resolution. Reads
 #: aligned to whole tiles decode ~4x faster than misaligned ones (see the README).
 ESA_JP2_TILES = {10: 1024, 20: 640, 60: 192}
+#: Default chunk side, in JP2 tiles of the finest band: 2 x 2 tiles (2048 px at 10 m)
+#: per task keeps a 1,000-product cube near 36,000 tasks where one tile per task gave
+#: 4x as many (the scheduler's cost grows with tasks, a task's cost with pixels).
+TILES_PER_CHUNK = 2
 #: Bounds of the default chunk side in output pixels: at least 256 so the graph
-#: stays small, at most 2048 (16 MB of float32) so memory per task stays bounded
-#: when bands are up-sampled.
+#: stays small, at most 2048 (16 MB of float32 per band) so memory per task stays
+#: bounded when bands are up-sampled.
 CHUNK_SIDE_RANGE = (256, 2048)
+#: Largest default chunk in bytes: bands of one native resolution share a task up to
+#: this size (4 float32 bands of 2048 x 2048 px), see :func:`_band_chunks`.
+CHUNK_BYTES = 64 * 2**20
 UNITS = ("reflectance", "dn")
 
 #: Columns of the per-time metadata coordinates and how fused steps combine them.
@@ -63,40 +70,50 @@ class TimeStep:
     time: pd.Timestamp
     products: tuple[Product, ...]
     weights: tuple[float, ...]
-
-
-@dataclass(frozen=True)
-class Block:
-    """Everything one read task needs: the chunk grid and its sources in mosaic order."""
-
-    band: str
-    grid: Grid
-    sources: tuple[Source, ...]
-    offsets: tuple[float, ...]
-    quantifications: tuple[float, ...]
+    #: each product's data footprint in the cube's CRS, slightly grown (see
+    #: :func:`chunk_members`)
+    footprints: tuple[BaseGeometry, ...] = field(default=(), repr=False, compare=False)
 
 
 @dataclass(frozen=True)
 class CubePlan:
-    """A cube, planned: grid, chunking, time steps, bands and each chunk's sources."""
+    """A cube, planned: grid, chunking, time steps and bands.
+
+    Its size grows with the products, never with the chunks: which products a chunk
+    reads is found when the chunk is read (:func:`chunk_members`), from the step's
+    footprints.
+    """
 
     grid: Grid
+    #: chunk sizes along ``(y, x)``
     chunks: tuple[tuple[int, ...], tuple[int, ...]]
     bands: tuple[str, ...]
     steps: tuple[TimeStep, ...]
     units: str
     #: resampling name (``"nearest"``, ``"average"``...)
     resampling: str
-    #: (time index, band index, chunk row, chunk col) -> Block, only for chunks with data
-    blocks: dict[tuple[int, int, int, int], Block] = field(repr=False)
+    #: chunk sizes along ``band``: bands read by one task
+    band_chunks: tuple[int, ...] = ()
+    #: with ``clip=True``: the AOI in the cube's CRS; pixels outside are no data and
+    #: JP2 tiles outside it are never decoded
+    aoi: BaseGeometry | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.band_chunks:
+            object.__setattr__(self, "band_chunks", (1,) * len(self.bands))
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
         return (len(self.steps), len(self.bands), *self.grid.shape)
 
     @property
+    def dask_chunks(self) -> tuple[tuple[int, ...], ...]:
+        """Chunk sizes of the ``(time, band, y, x)`` dask array."""
+        return ((1,) * len(self.steps), self.band_chunks, *self.chunks)
+
+    @property
     def n_chunks(self) -> int:
-        return len(self.steps) * len(self.bands) * len(self.chunks[0]) * len(self.chunks[1])
+        return len(self.steps) * len(self.band_chunks) * len(self.chunks[0]) * len(self.chunks[1])
 
 
 def mosaic_order(product: Product) -> tuple:
@@ -126,15 +143,18 @@ def plan_cube(
     aoi: BaseGeometry | None = None,
     bounds: tuple[float, float, float, float] | None = None,
     crs: str | int | None = None,
-    chunks: int | tuple[int, int] | None = None,
+    chunks: int | tuple[int, int] | Mapping[str, int] | None = None,
     resampling: object = "nearest",
     units: str = "reflectance",
     groupby: str | None = "solar_day",
+    clip: bool = False,
 ) -> CubePlan:
     """Plan a cube from product metadata; see :func:`sentinel_cube.open_cube` for arguments.
 
     ``aoi`` is a polygon in EPSG:4326; ``bounds`` are in the target CRS.
     """
+    if clip and aoi is None:
+        raise SentinelCubeError("clip=True needs an aoi: pass aoi=... or leave clip out")
     products = _check_products(products)
     band_names = _check_bands(products, bands)
     if units not in UNITS:
@@ -161,25 +181,33 @@ def plan_cube(
         footprints = [f for p, f in zip(products, footprints, strict=True) if id(p) in keep]
         products = touching
         extent = bounds or aoi_target.bounds
+        clip_area = aoi_target if clip else None
     else:
+        clip_area = None
         extent = bounds or shapely.union_all(footprints).bounds
     anchor = _anchor(products, target_crs)
     grid = Grid.from_bounds(extent, target_crs, resolution, anchor=anchor)
     if grid.height == 0 or grid.width == 0:
         raise SentinelCubeError(f"bounds={extent} give an empty grid at resolution {resolution}")
 
-    default_side = _default_chunk_side(products, band_names, resolution)
-    if chunks is None:
-        side = (default_side, default_side)
-    elif isinstance(chunks, int):
-        side = (chunks, chunks)
-    else:
-        side = (int(chunks[0]), int(chunks[1]))
+    side, per_task = _chunking(chunks, products, band_names, resolution, units)
     chunk_sizes = grid.chunk_sizes(side, align=anchor)
-
+    band_chunks = _band_chunks(products[0], band_names, per_task)
     steps = _time_steps(products, footprints, grid, groupby)
-    blocks = _blocks(steps, band_names, grid, chunk_sizes, footprints, products)
-    return CubePlan(grid, chunk_sizes, band_names, steps, units, method, blocks)
+    return CubePlan(grid, chunk_sizes, band_names, steps, units, method, band_chunks, clip_area)
+
+
+def chunk_members(step: TimeStep, bounds: tuple[float, float, float, float]) -> list[int]:
+    """Indices of the step's products whose footprint meets a chunk, in mosaic order.
+
+    A chunk no product meets is no data and reads nothing. The footprints are the
+    products' data footprints grown by twice the pixel size (at least 120 m), so a
+    chunk on a footprint's edge still reads the pixels that the outline cuts.
+    """
+    if not step.footprints:
+        return list(range(len(step.products)))
+    hits = shapely.intersects(np.asarray(step.footprints, dtype=object), box(*bounds))
+    return [int(i) for i in np.flatnonzero(hits)]
 
 
 # ----------------------------------------------------------------------------- checks
@@ -285,15 +313,71 @@ def _anchor(products: Sequence[Product], crs: str) -> tuple[float, float]:
     return (0.0, 0.0)
 
 
+def _chunking(
+    chunks: int | tuple[int, int] | Mapping[str, int] | None,
+    products: Sequence[Product],
+    bands: Sequence[str],
+    resolution: float,
+    units: str,
+) -> tuple[tuple[int, int], int]:
+    """``((y, x) chunk side, bands per task at most)`` from ``chunks`` and the defaults."""
+    side = _default_chunk_side(products, bands, resolution)
+    sides = (side, side)
+    per_task = None
+    if isinstance(chunks, Mapping):
+        unknown = set(chunks) - {"band", "y", "x"}
+        if unknown:
+            raise SentinelCubeError(
+                f"chunks={dict(chunks)!r}: keys must be among 'band', 'y', 'x' (not "
+                f"{', '.join(map(repr, sorted(unknown)))})"
+            )
+        sides = (int(chunks.get("y", side)), int(chunks.get("x", side)))
+        per_task = chunks.get("band")
+    elif isinstance(chunks, int):
+        sides = (chunks, chunks)
+    elif chunks is not None:
+        sides = (int(chunks[0]), int(chunks[1]))
+    if min(sides) <= 0 or (per_task is not None and int(per_task) <= 0):
+        raise SentinelCubeError(f"chunks={chunks!r}: chunk sizes must be positive")
+    if per_task is None:
+        itemsize = 4 if units == "reflectance" else 2
+        per_task = max(1, CHUNK_BYTES // (sides[0] * sides[1] * itemsize))
+    return sides, int(per_task)
+
+
 def _default_chunk_side(products: Sequence[Product], bands: Sequence[str], resolution: float):
-    """One ESA JP2 tile of the finest band, in output pixels, within CHUNK_SIDE_RANGE."""
+    """TILES_PER_CHUNK ESA JP2 tiles of the finest band, in output pixels, in CHUNK_SIDE_RANGE."""
     product = products[0]
     finest = min(bands, key=lambda b: product.bands[b].transform.a)
     band_file = product.bands[finest]
     tile = ESA_JP2_TILES.get(band_file.resolution, 1024)
-    side = round(tile * band_file.transform.a / resolution)
+    side = round(TILES_PER_CHUNK * tile * band_file.transform.a / resolution)
     low, high = CHUNK_SIDE_RANGE
     return min(high, max(low, side))
+
+
+def _band_chunks(product: Product, bands: Sequence[str], per_task: int) -> tuple[int, ...]:
+    """Chunk sizes along ``band``: runs of neighbouring bands of one native pixel size.
+
+    Bands of one pixel size share their JP2 tile grid, so one task reads the same
+    windows of each; at most ``per_task`` bands per chunk.
+
+    >>> from types import SimpleNamespace as S
+    >>> p = S(bands={b: S(resolution=r) for b, r in
+    ...       [("B02", 10), ("B03", 10), ("B04", 10), ("B05", 20), ("B08", 10)]})
+    >>> _band_chunks(p, ["B02", "B03", "B04", "B05", "B08"], 2)
+    (2, 1, 1, 1)
+    """
+    sizes: list[int] = []
+    previous = None
+    for band in bands:
+        resolution = product.bands[band].resolution
+        if sizes and resolution == previous and sizes[-1] < per_task:
+            sizes[-1] += 1
+        else:
+            sizes.append(1)
+        previous = resolution
+    return tuple(sizes)
 
 
 # ----------------------------------------------------------------------------- time + blocks
@@ -306,6 +390,7 @@ def _time_steps(
     groupby: str | None,
 ) -> tuple[TimeStep, ...]:
     extent = box(*grid.bounds)
+    footprint_of = {id(p): f for p, f in zip(products, footprints, strict=True)}
     share = {
         id(p): f.intersection(extent).area / extent.area
         for p, f in zip(products, footprints, strict=True)
@@ -318,47 +403,13 @@ def _time_steps(
     for members in groups.values():
         members.sort(key=mosaic_order)
         time = pd.Timestamp(min(p.sensing_start for p in members)).tz_convert("UTC")
-        steps.append(TimeStep(time, tuple(members), tuple(share[id(p)] for p in members)))
+        steps.append(
+            TimeStep(
+                time,
+                tuple(members),
+                tuple(share[id(p)] for p in members),
+                tuple(footprint_of[id(p)] for p in members),
+            )
+        )
     steps.sort(key=lambda s: (s.time, s.products[0].product_id))
     return tuple(steps)
-
-
-def _blocks(
-    steps: Sequence[TimeStep],
-    bands: Sequence[str],
-    grid: Grid,
-    chunk_sizes: tuple[tuple[int, ...], tuple[int, ...]],
-    footprints: Sequence[BaseGeometry],
-    products: Sequence[Product],
-) -> dict[tuple[int, int, int, int], Block]:
-    """Sources of every chunk: only the products whose footprint meets the chunk."""
-    footprint_of = {id(p): f for p, f in zip(products, footprints, strict=True)}
-    chunk_grids = dict(grid.iter_chunks(chunk_sizes))
-    keys = list(chunk_grids)
-    boxes = np.array([box(*chunk_grids[k].bounds) for k in keys], dtype=object)
-    tree = shapely.STRtree(boxes)
-    hits: dict[int, list[int]] = {}
-    for product in products:
-        if id(product) not in hits:
-            hits[id(product)] = sorted(tree.query(footprint_of[id(product)], "intersects"))
-    blocks: dict[tuple[int, int, int, int], Block] = {}
-    for t, step in enumerate(steps):
-        per_chunk: dict[int, list[Product]] = defaultdict(list)
-        for product in step.products:  # mosaic order is kept
-            for index in hits[id(product)]:
-                per_chunk[int(index)].append(product)
-        for index, members in per_chunk.items():
-            iy, ix = keys[index]
-            for b, band in enumerate(bands):
-                files = [p.bands[band] for p in members]
-                blocks[(t, b, iy, ix)] = Block(
-                    band,
-                    chunk_grids[(iy, ix)],
-                    tuple(
-                        Source(f.path, p.crs, f.transform, f.shape, p.product_id)
-                        for p, f in zip(members, files, strict=True)
-                    ),
-                    tuple(f.offset for f in files),
-                    tuple(f.quantification for f in files),
-                )
-    return blocks

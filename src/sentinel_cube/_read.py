@@ -48,8 +48,10 @@ import rasterio
 import rasterio.session
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
+from rasterio.features import geometry_mask
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
+from shapely.geometry.base import BaseGeometry
 
 from . import _cloud
 from ._source import Source, resampling_name, use_reduced_levels
@@ -62,6 +64,7 @@ __all__ = [
     "block_mean",
     "capture_env",
     "is_remote_path",
+    "pixels_inside",
     "read_source",
 ]
 
@@ -205,6 +208,16 @@ def read_source(
             )
             return np.zeros(grid.shape, dtype=np.uint16)
         raise ProductError(where, problem) from error
+
+
+def pixels_inside(geometry: BaseGeometry, grid: Grid, all_touched: bool = False) -> np.ndarray:
+    """Mask of the pixels of ``grid`` inside ``geometry`` (in the grid's CRS), as
+    :func:`rasterio.features.geometry_mask` rasterises it (pixel centres inside, or every
+    pixel touched)."""
+    return geometry_mask(
+        [geometry], out_shape=grid.shape, transform=grid.transform,
+        all_touched=all_touched, invert=True,
+    )  # fmt: skip
 
 
 def _forget(path: str, settings: Mapping[str, object], session: _Keys | None) -> None:

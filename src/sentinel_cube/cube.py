@@ -40,13 +40,14 @@ def open_cube(
     aoi: Any = None,
     bounds: tuple[float, float, float, float] | None = None,
     crs: str | int | None = None,
-    chunks: int | tuple[int, int] | None = None,
+    chunks: int | tuple[int, int] | Mapping[str, int] | None = None,
     resampling: str = "nearest",
     units: str = "reflectance",
     groupby: str | None = "solar_day",
     on_error: str = "raise",
     reduced_levels: bool | None = None,
     storage_options: Mapping[str, Any] | None = None,
+    clip: bool = False,
 ) -> xr.DataArray:
     """Stack the bands of Sentinel-2 products into a lazy ``(time, band, y, x)`` cube.
 
@@ -85,10 +86,15 @@ def open_cube(
         most of the AOI, or of the products' footprints. Products of another zone
         are reprojected on the fly.
     chunks
-        Chunk side in pixels (``int`` or ``(y, x)``). Default: 1024 pixels at the
-        finest requested band's native pixel size (one ESA JP2 tile), so chunks
-        cover whole JP2 tiles; chunk edges are aligned to the first product's
-        tile corner when its CRS is the target CRS.
+        Chunk side in pixels (``int`` or ``(y, x)``), or a dict with any of
+        ``"band"`` (bands per chunk), ``"y"``, ``"x"``. Default: 2 x 2 ESA JP2
+        tiles of the finest requested band (2048 px at 10 m, 1024 px on a 20 m grid
+        of 10 m bands; between 256 and 2048 px), so chunks cover whole JP2 tiles,
+        with chunk edges aligned to the first product's tile corner when its CRS is
+        the target CRS; and neighbouring bands of one native pixel size share a
+        chunk, up to 64 MiB per chunk (4 float32 bands of 2048 x 2048 px). One
+        task reads one chunk, so selecting one band of a shared chunk still reads
+        them all: pass only the bands you need, or ``chunks={"band": 1}``.
     resampling
         rasterio resampling name (``"nearest"``, ``"bilinear"``, ``"average"``...)
         for bands not on the output grid. ``"nearest"`` means what it says: every
@@ -143,6 +149,12 @@ def open_cube(
         processes (``dask.distributed``) take them from *their own* environment,
         so set ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` (or ``AWS_PROFILE``,
         or ``CDSE_S3_ACCESS_KEY``/``CDSE_S3_SECRET_KEY``) on the workers.
+    clip
+        With ``aoi``: keep only the pixels inside the AOI polygon (pixel centres,
+        as :func:`sentinel_cube.clip` does), no data elsewhere. Chunks outside the
+        polygon read nothing and, within a chunk on its outline, JPEG 2000 tiles
+        that hold no pixel inside it are never decoded: a thin or ragged AOI
+        (a river, a border region) decodes a fraction of its bounding box.
 
     Returns
     -------
@@ -194,6 +206,7 @@ def open_cube(
         resampling=resampling,
         units=units,
         groupby=groupby,
+        clip=clip,
     )
     remote = None
     remote_paths = [b.path for item in items for b in item.bands.values() if is_remote_path(b.path)]

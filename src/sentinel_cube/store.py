@@ -47,11 +47,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import dask
 import dask.array as da
 import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 import zarr
+from dask.base import get_scheduler, tokenize
+from dask.callbacks import Callback
+from dask.delayed import Delayed
+from dask.highlevelgraph import HighLevelGraph
 from rasterio.crs import CRS
 from tqdm.auto import tqdm
 from zarr.codecs import BloscCodec
@@ -289,29 +294,119 @@ def _write_steps(
         layout.remove_partial_files(loc, name, slots)
 
         target = loc.array(name, mode="r+")
-        # one task per stored chunk (or shard), on the store's grid, not the cube's: two
-        # tasks writing parts of one chunk file would each rewrite it, and one would lose
-        data = _as_dask(cube).rechunk(tuple(target.shards or target.chunks))
+        data = _on_store_grid(_as_dask(cube), tuple(target.shards or target.chunks))
         writer = ChunkWriter(loc, name)
         bar = tqdm(total=len(pending), unit="step", desc=f"writing {loc.name}",
                    disable=progress is not True or not pending)  # fmt: skip
         layout.write_coords(arrays, cube, pending, slots)
-        for done, (t, slot) in enumerate(zip(pending, slots, strict=True), start=1):
+        done = 0
+
+        def commit(i: int) -> None:  # step pending[i]'s chunks are all written
+            nonlocal done
             lock.check()
-            # one compute per time step, committed when it returns
-            da.store(
-                data[t : t + 1],
-                writer,  # type: ignore[arg-type]
-                regions=(slice(slot, slot + 1), slice(None), slice(None), slice(None)),
-                lock=False,
-            )
-            lock.check()
-            layout.commit(loc, slot, int(times[t]))
+            layout.commit(loc, slots[i], int(times[pending[i]]))
+            done += 1
             bar.update()
             if callable(progress):
                 progress(done, len(pending))
+
+        lock.check()
+        _run_steps(_step_writes(data, writer, pending, slots), commit)
         bar.close()
     return pending, skipped, slots
+
+
+def _on_store_grid(data: da.Array, store_chunks: tuple[int, ...]) -> da.Array:
+    """``data`` with blocks that each cover whole stored chunks (or shards).
+
+    A write task then owns the chunk files it writes: two tasks writing parts of
+    one file would each rewrite it, and one would lose. The cube's own blocks are
+    kept when their edges already fall on the store's chunk lines (one task reads and
+    writes a block, no copy); otherwise the block is rechunked to the store's chunks.
+    """
+    misaligned = {
+        axis: store_chunks[axis]
+        for axis in range(data.ndim)
+        if np.any(np.cumsum(data.chunks[axis])[:-1] % store_chunks[axis])
+    }
+    return data.rechunk(misaligned) if misaligned else data
+
+
+def _write_block(writer: ChunkWriter, region: tuple[slice, ...], block: np.ndarray) -> None:
+    writer[region] = block
+
+
+def _step_done(*_: None) -> None:
+    return None
+
+
+def _step_writes(
+    data: da.Array, writer: ChunkWriter, steps: list[int], slots: list[int]
+) -> list[Delayed]:
+    """One task per block of the pending steps writing it into its slot, and per step a
+    task that completes when all of that step's blocks are written."""
+    name = "sentinel-cube-write-" + tokenize(data.name, writer.loc.label, writer.name, steps, slots)
+    edges = [np.concatenate([[0], np.cumsum(c)]).astype(int) for c in data.chunks]
+    layer: dict[Any, Any] = {}
+    done_keys = []
+    for i, (t, slot) in enumerate(zip(steps, slots, strict=True)):
+        written = []
+        for index in np.ndindex(*data.numblocks[1:]):
+            region = (slice(slot, slot + 1), *(
+                slice(int(edges[axis + 1][k]), int(edges[axis + 1][k + 1]))
+                for axis, k in enumerate(index)
+            ))  # fmt: skip
+            key = (name, t, *index)
+            layer[key] = (_write_block, writer, region, (data.name, t, *index))
+            written.append(key)
+        done = (name + "-step", i)
+        layer[done] = (_step_done, *written)
+        done_keys.append(done)
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=[data])  # type: ignore[list-item]
+    return [Delayed(key, graph, layer=name) for key in done_keys]
+
+
+def _run_steps(steps: list[Delayed], commit: Callable[[int], None]) -> None:
+    """Compute every step's writes in one graph; ``commit(i)`` as soon as step ``i`` is done.
+
+    One graph for all steps keeps every worker busy: no step waits for the slowest
+    chunk of the one before. Steps commit in the order they complete; on the
+    threaded, process and synchronous schedulers from dask's posttask callback (in
+    this thread), on ``dask.distributed`` as their futures complete.
+    """
+    if not steps:
+        return
+    client = _distributed_client()
+    if client is not None:
+        from distributed import as_completed
+
+        futures = client.compute(steps)
+        index = {future.key: i for i, future in enumerate(futures)}
+        try:
+            for future in as_completed(futures):
+                future.result()  # raises the task's error
+                commit(index[future.key])
+        finally:
+            client.cancel(futures)
+        return
+    index = {step.key: i for i, step in enumerate(steps)}
+
+    class Committer(Callback):
+        def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, id: Any) -> None:
+            if key in index:
+                commit(index[key])
+
+    with Committer():
+        dask.compute(*steps)
+
+
+def _distributed_client() -> Any:
+    """The ``distributed.Client`` dask computes with now, or None for a local scheduler."""
+    scheduler = get_scheduler()
+    owner = getattr(scheduler, "__self__", None)
+    if owner is not None and type(owner).__module__.startswith("distributed"):
+        return owner
+    return None
 
 
 class ChunkWriter:

@@ -15,6 +15,7 @@ from rasterio.features import geometry_mask
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
+from .._graph import clipped_array
 from ..aoi import aoi_to_crs
 from ..exceptions import SentinelCubeError
 
@@ -43,6 +44,11 @@ def clip(
     wholly inside the AOI pass through untouched, chunks wholly outside become
     fills that read nothing, and only chunks on the outline are rasterised.
     Memory is bounded by one chunk, whatever the cube's or the AOI's extent.
+
+    A cube straight from :func:`sentinel_cube.open_cube` (not yet computed, sliced
+    or transformed) is instead read only inside the AOI: within a chunk on the
+    outline, JPEG 2000 tiles that hold no pixel inside it are never decoded (as
+    ``open_cube(..., clip=True)`` does). Clip first, then select or compute.
 
     Parameters
     ----------
@@ -90,15 +96,26 @@ def clip(
             f"the AOI (bounds {tuple(round(v, 1) for v in geometry.bounds)} in {cube.rio.crs}) "
             f"misses the cube (bounds {tuple(round(v, 1) for v in cube.rio.bounds())})"
         )
+    # a cube fresh from open_cube reads only the JP2 tiles holding AOI pixels
+    read_inside = (
+        clipped_array(cube.data, geometry, all_touched)
+        if isinstance(cube.data, da.Array) and cube.dims == ("time", "band", "y", "x")
+        else None
+    )
+    if read_inside is not None:
+        cube = cube.copy(data=read_inside)
     if crop:
         (r0, r1), (c0, c1) = extent
         cube = cube.isel(y=slice(r0, r1), x=slice(c0, c1))
         transform = cube.rio.transform()
-    data = cube.data if isinstance(cube.data, da.Array) else da.from_array(cube.data)
-    y_axis, x_axis = cube.dims.index("y"), cube.dims.index("x")
-    fill = np.nan if cube.dtype.kind == "f" else 0
-    masked = _masked_array(data, y_axis, x_axis, geometry, transform, all_touched, fill)
-    result = cube.copy(data=masked)
+    if read_inside is not None:
+        result = cube
+    else:
+        data = cube.data if isinstance(cube.data, da.Array) else da.from_array(cube.data)
+        y_axis, x_axis = cube.dims.index("y"), cube.dims.index("x")
+        fill = np.nan if cube.dtype.kind == "f" else 0
+        masked = _masked_array(data, y_axis, x_axis, geometry, transform, all_touched, fill)
+        result = cube.copy(data=masked)
     if drop_empty_time and "time" in result.dims:
         valid = result.notnull() if cube.dtype.kind == "f" else result != 0
         keep = valid.any([d for d in result.dims if d != "time"]).compute()
