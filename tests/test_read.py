@@ -7,6 +7,8 @@ import pytest
 import rasterio
 from affine import Affine
 from rasterio.enums import Resampling
+from rasterio.io import MemoryFile
+from rasterio.shutil import copy as rio_copy
 
 from _cube_helpers import nearest_dn
 from sentinel_cube import ProductError, SentinelCubeWarning
@@ -188,3 +190,56 @@ def test_corrupt_file_names_the_path_or_is_skipped(band, tmp_path):
     with pytest.warns(SentinelCubeWarning, match="S2B_TEST_PRODUCT"):
         out = read_source(bad, grid, on_error="skip")
     assert (out == 0).all()
+
+
+@pytest.mark.parametrize("factor", [1, 2])
+def test_inside_reads_only_the_file_tiles_holding_those_pixels(tmp_path, monkeypatch, factor):
+    from sentinel_cube import _read
+
+    rng = np.random.default_rng(7)
+    data = rng.integers(1, 60000, size=(512, 512), dtype=np.uint16)
+    transform = Affine(10.0, 0, ORIGIN[0], 0, -10.0, ORIGIN[1])
+    path = tmp_path / "tiled.jp2"
+    with MemoryFile() as memory:  # JP2 tiles of 64 px: GDAL's CreateCopy honours them
+        with memory.open(driver="GTiff", width=512, height=512, count=1, dtype="uint16",
+                         crs="EPSG:32634", transform=transform) as tiff:  # fmt: skip
+            tiff.write(data, 1)
+            rio_copy(tiff, str(path), driver="JP2OpenJPEG", QUALITY="100", REVERSIBLE="YES",
+                     YCC="NO", BLOCKXSIZE=64, BLOCKYSIZE=64, RESOLUTIONS=4)  # fmt: skip
+    source = Source(str(path), "EPSG:32634", transform, data.shape, "TEST")
+    with rasterio.open(source.path) as dataset:
+        assert dataset.block_shapes[0] == (64, 64)
+    # a grid starting inside the first tile (not on a tile edge), 10 or 20 m pixels
+    # whose edges fall on the file's tile edges (a 20 m pixel straddling two tiles needs
+    # both, and a part holding it decodes both)
+    offset = 37 if factor == 1 else 38
+    res = 10.0 * factor
+    x0, y0 = ORIGIN[0] + 10 * offset, ORIGIN[1] - 10 * offset
+    grid = Grid("EPSG:32634", Affine(res, 0, x0, 0, -res, y0), (440 // factor, 440 // factor))
+    rows, cols = np.indices(grid.shape)
+    inside = np.abs(rows - cols) <= 3  # a thin diagonal band of pixels
+    parts = []
+    real_read = _read._read
+
+    def recording(src, part, *args):
+        parts.append(part)
+        return real_read(src, part, *args)
+
+    monkeypatch.setattr(_read, "_read", recording)
+    got = read_source(source, grid, inside=inside)
+    everything = real_read(source, grid, Resampling.nearest, False)
+    np.testing.assert_array_equal(got[inside], everything[inside])
+    # expected independently: the file tiles (64 px lattice from the file's corner) under
+    # the grid's pixels inside, as a set of (tile row, tile col)
+    src_rows = (offset + (rows + 0.5) * factor) // 64
+    src_cols = (offset + (cols + 0.5) * factor) // 64
+    wanted = set(zip(src_rows[inside].tolist(), src_cols[inside].tolist(), strict=True))
+    seen = set()
+    for part in parts:
+        left, bottom, right, top = part.bounds
+        tile_cols = {int((left - ORIGIN[0]) // 640), int((right - ORIGIN[0] - 1e-6) // 640)}
+        tile_rows = {int((ORIGIN[1] - top) // 640), int((ORIGIN[1] - bottom - 1e-6) // 640)}
+        assert len(tile_cols) == len(tile_rows) == 1, part.bounds  # one file tile per part
+        seen.add((tile_rows.pop(), tile_cols.pop()))
+    assert seen == wanted and len(parts) == len(wanted) < 0.5 * 49
+    assert (got[~inside & (got != everything)] == 0).all()  # tiles not read stay no data

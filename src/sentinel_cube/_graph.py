@@ -23,7 +23,7 @@ from dask.base import tokenize
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
-from ._plan import ESA_JP2_TILES, CubePlan, TimeStep, chunk_members
+from ._plan import CubePlan, TimeStep, chunk_members
 from ._radiometry import NODATA_DN, SATURATED_DN, harmonize_dn, to_reflectance
 from ._read import pixels_inside, read_source
 from ._source import Source, read_rules
@@ -34,7 +34,11 @@ __all__ = ["CLASS_BANDS", "CubeReader", "Reader", "clipped_array", "cube_array",
 
 
 class Reader(Protocol):
-    """Reads one source band onto a grid as uint16 DN with 0 for no data."""
+    """Reads one source band onto a grid as uint16 DN with 0 for no data.
+
+    ``inside`` (passed only for clipped cubes): the pixels that matter; the rest may
+    be left 0 unread.
+    """
 
     def __call__(
         self,
@@ -45,6 +49,7 @@ class Reader(Protocol):
         env: Mapping[str, object] | None,
         reduced_levels: bool | None,
         on_error: str,
+        inside: np.ndarray | None = None,
     ) -> np.ndarray: ...
 
 
@@ -190,8 +195,8 @@ def mosaic(
     65535), in both units, so DN and reflectance cubes take each pixel from the same
     product; a pixel no product has valid is 0 in DN and NaN in reflectance. Class
     bands are read with nearest from full-resolution pixels (:func:`read_rules`).
-    With ``inside`` (a mask of the pixels inside the cube's AOI), only the JP2 tiles
-    that hold such pixels are read, and pixels outside are no data.
+    With ``inside`` (a mask of the pixels inside the cube's AOI), the reader decodes
+    only the JPEG 2000 tiles that hold such pixels, and pixels outside are no data.
     """
     units = cube.units
     fill = np.nan if units == "reflectance" else 0
@@ -203,18 +208,16 @@ def mosaic(
     env = dict(cube.env)
     reader = cube.reader or read_source
     for source, offset, quantification in zip(sources, offsets, quantifications, strict=True):
-
-        def read(part: Grid, source: Source = source) -> np.ndarray:
-            return reader(
-                source,
-                part,
-                resampling,
-                env=env,
-                reduced_levels=reduced_levels,
-                on_error=cube.on_error,
-            )
-
-        dn = read(grid) if inside is None else _read_inside(read, source, grid, inside, cube.aoi)
+        options: dict[str, Any] = {} if inside is None else {"inside": inside}
+        dn = reader(
+            source,
+            grid,
+            resampling,
+            env=env,
+            reduced_levels=reduced_levels,
+            on_error=cube.on_error,
+            **options,
+        )
         valid = dn != NODATA_DN
         if band in CLASS_BANDS:  # class codes: no radiometry
             values = dn.astype(dtype)
@@ -244,54 +247,6 @@ def mosaic(
     if inside is not None:
         out[~inside] = fill
     return out
-
-
-def _read_inside(
-    read: Callable[[Grid], np.ndarray],
-    source: Source,
-    grid: Grid,
-    inside: np.ndarray,
-    aoi: BaseGeometry | None,
-) -> np.ndarray:
-    """Read only the parts of ``grid`` on the source's JP2 tiles that hold AOI pixels.
-
-    The parts follow the source's internal tiles (ESA's tile sides) when the source
-    shares the cube's CRS, else blocks of the same size on the cube's grid; parts with
-    no pixel inside the AOI are left as no data (DN 0) and never decoded.
-    """
-    dn = np.zeros(grid.shape, dtype=np.uint16)
-    if not inside.any():
-        return dn
-    for r0, r1, c0, c1 in _tile_parts(source, grid):
-        if inside[r0:r1, c0:c1].any():
-            dn[r0:r1, c0:c1] = read(grid.window(r0, r1, c0, c1))
-    return dn
-
-
-def _tile_parts(source: Source, grid: Grid) -> list[tuple[int, int, int, int]]:
-    """``(row0, row1, col0, col1)`` parts of ``grid`` cut along the source's JP2 tile edges."""
-    tile = ESA_JP2_TILES.get(round(source.resolution), 1024) * source.resolution
-    same_crs = source.crs == grid.crs
-    origin_x, origin_y = (source.transform.c, source.transform.f) if same_crs else (0.0, 0.0)
-    if not same_crs:  # tile-sized blocks from the grid's corner
-        origin_x, origin_y = grid.transform.c, grid.transform.f
-    step = tile / grid.resolution
-
-    def cuts(offset: float, length: int) -> list[int]:
-        first = (-offset) % step
-        edges = [0, *(round(first + k * step) for k in range(int(length / step) + 2))]
-        return sorted({min(max(e, 0), length) for e in edges} | {length})
-
-    col_offset = (grid.transform.c - origin_x) / grid.resolution
-    row_offset = (origin_y - grid.transform.f) / grid.resolution
-    rows = cuts(row_offset, grid.height)
-    cols = cuts(col_offset, grid.width)
-    return [
-        (r0, r1, c0, c1)
-        for r0, r1 in zip(rows[:-1], rows[1:], strict=True)
-        for c0, c1 in zip(cols[:-1], cols[1:], strict=True)
-        if r1 > r0 and c1 > c0
-    ]
 
 
 def cube_array(

@@ -66,6 +66,7 @@ __all__ = [
     "is_remote_path",
     "pixels_inside",
     "read_source",
+    "tile_parts",
 ]
 
 #: GDAL settings used inside every read task; each says why.
@@ -148,6 +149,7 @@ def read_source(
     env: Mapping[str, object] | None = None,
     reduced_levels: bool | None = None,
     on_error: str = "raise",
+    inside: np.ndarray | None = None,
 ) -> np.ndarray:
     """Read ``source`` onto ``grid`` as uint16 DN, 0 where the source has no data.
 
@@ -173,6 +175,11 @@ def read_source(
     on_error
         ``"raise"`` raises a :class:`ProductError` naming the file when it
         cannot be decoded; ``"skip"`` warns and returns no data instead.
+    inside
+        Optional boolean mask of ``grid``'s pixels that matter (a clipped cube's
+        AOI): the grid is cut along the file's internal tiles (its JPEG 2000 tiles
+        or COG blocks, as GDAL reports them) and only the parts holding such
+        pixels are read, so tiles outside are never decoded; the rest stays 0.
     """
     settings = dict(GDAL_DEFAULTS if env is None else env)
     remote = is_remote_path(source.path)
@@ -183,7 +190,10 @@ def read_source(
     statuses: list[int] = []
     try:
         with rasterio.Env(session=session, **settings), _http_statuses(statuses, remote):
-            return _read(source, grid, method, use_reduced_levels(method, reduced_levels))
+            levels = use_reduced_levels(method, reduced_levels)
+            if inside is None or inside.all():
+                return _read(source, grid, method, levels)
+            return _read_inside(source, grid, method, levels, inside)
     except (RasterioError, OSError, _WrongSize) as error:
         if isinstance(error, _WrongSize):
             problem = (
@@ -404,6 +414,70 @@ def _read(source: Source, grid: Grid, resampling: Resampling, reduced_levels: bo
                 return out
     _warped_read(source, grid, resampling, out)
     return out
+
+
+def _read_inside(
+    source: Source, grid: Grid, resampling: Resampling, reduced_levels: bool, inside: np.ndarray
+) -> np.ndarray:
+    """Read only the parts of ``grid`` on the file's internal tiles that hold ``inside`` pixels."""
+    out = np.zeros(grid.shape, dtype=np.uint16)
+    if not inside.any():
+        return out
+    with _open(source.path) as dataset:
+        block = dataset.block_shapes[0]
+    for r0, r1, c0, c1 in tile_parts(source, grid, block):
+        if inside[r0:r1, c0:c1].any():
+            out[r0:r1, c0:c1] = _read(
+                source, grid.window(r0, r1, c0, c1), resampling, reduced_levels
+            )
+    return out
+
+
+def tile_parts(
+    source: Source, grid: Grid, block: tuple[int, int]
+) -> list[tuple[int, int, int, int]]:
+    """``(row0, row1, col0, col1)`` parts of ``grid`` cut along the source's tile edges.
+
+    ``block`` is the file's internal tile ``(rows, cols)`` in source pixels. When the
+    source shares the grid's CRS its tile edges are mapped onto the grid; otherwise
+    (a warped source) the grid is cut into blocks of the same ground size from its
+    corner, an approximation of the tiles a warped window decodes.
+
+    Examples
+    --------
+    >>> from affine import Affine
+    >>> src = Source("b.jp2", "EPSG:32634", Affine(10, 0, 0, 0, -10, 0), (4000, 4000))
+    >>> grid = Grid("EPSG:32634", Affine(10, 0, 9000, 0, -10, -1000), (300, 2000))
+    >>> tile_parts(src, grid, (1024, 1024))  # the grid starts 900 px into the first tile
+    [(0, 300, 0, 124), (0, 300, 124, 1148), (0, 300, 1148, 2000)]
+    """
+    same_crs = source.crs == grid.crs
+    origin = (
+        (source.transform.c, source.transform.f)
+        if same_crs
+        else (grid.transform.c, grid.transform.f)
+    )
+
+    def cuts(offset: float, length: int, step: float) -> list[int]:
+        first = (-offset) % step
+        edges = {round(first + k * step) for k in range(int(length / step) + 2)}
+        return sorted({0, length} | {e for e in edges if 0 < e < length})
+
+    rows = cuts(
+        (origin[1] - grid.transform.f) / grid.resolution,
+        grid.height,
+        block[0] * abs(source.transform.e) / grid.resolution,
+    )
+    cols = cuts(
+        (grid.transform.c - origin[0]) / grid.resolution,
+        grid.width,
+        block[1] * source.transform.a / grid.resolution,
+    )
+    return [
+        (r0, r1, c0, c1)
+        for r0, r1 in zip(rows[:-1], rows[1:], strict=True)
+        for c0, c1 in zip(cols[:-1], cols[1:], strict=True)
+    ]
 
 
 def _signature(path: str) -> tuple[int, int]:
