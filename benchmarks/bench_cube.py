@@ -19,6 +19,7 @@ from unittest import mock
 import dask
 import rasterio
 from affine import Affine
+from shapely.geometry import LineString
 
 from sentinel_cube import Product, read_product
 from sentinel_cube._plan import plan_cube
@@ -281,3 +282,65 @@ class IngestZarr(_Ingest):
         return self._ingest(codec).bytes_written / 1e6
 
     track_store_mb.unit = "MB"  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------- clipped reads
+
+#: A river-like AOI: a 1.5 km wide band crossing tile 34TCT diagonally (lon, lat).
+RIVER = LineString([(18.45, 47.75), (19.05, 47.45), (19.6, 46.95)]).buffer(0.01)
+
+
+@contextmanager
+def decoded_pixels() -> Iterator[list[int]]:
+    """Count the pixels of every window the reader decodes (``_read._read`` calls)."""
+    from sentinel_cube import _read
+
+    counted: list[int] = []
+    real = _read._read
+
+    def counting(source: Any, grid: Any, *args: Any) -> Any:
+        counted.append(grid.height * grid.width)
+        return real(source, grid, *args)
+
+    _read._read = counting  # type: ignore[assignment]
+    try:
+        yield counted
+    finally:
+        _read._read = real  # type: ignore[assignment]
+
+
+class ClipDecode:
+    """A cube clipped to a thin AOI: ``open_cube(aoi)`` reads the AOI's box,
+    ``clip=True`` only the JPEG 2000 tiles holding pixels inside the polygon.
+
+    ``track_decoded_per_output_pixel``: pixels decoded per output pixel inside the AOI
+    (1 would decode nothing else). At scales other than 1 the archive's JP2 tiles are
+    128 px (ESA's are 1024 px at 10 m): the figure depends on tile size and AOI shape.
+    """
+
+    params = [["box", "polygon"]]
+    param_names = ["read"]
+    timeout = 600
+
+    def setup(self, read: str) -> None:
+        archive = ingest_archive()
+        self.paths = [str(p) for p in archive.products_of("34TCT")]
+        self.resolution = 10 * archive.scale
+
+    def _cube(self, read: str):
+        return open_cube(self.paths, INGEST_BANDS, self.resolution, aoi=RIVER,
+                         clip=read == "polygon")  # fmt: skip
+
+    def time_compute(self, read: str) -> None:
+        with dask.config.set(scheduler="threads"):
+            self._cube(read).compute()
+
+    def track_decoded_per_output_pixel(self, read: str) -> float:
+        cube = self._cube(read)
+        with decoded_pixels() as counted, dask.config.set(scheduler="threads"):
+            cube.compute()
+        clipped = open_cube(self.paths, INGEST_BANDS, self.resolution, aoi=RIVER, clip=True)
+        inside = int(clipped.notnull().sum().compute())
+        return sum(counted) / inside
+
+    track_decoded_per_output_pixel.unit = "px/px"  # type: ignore[attr-defined]
