@@ -134,6 +134,15 @@ def test_remote_io_script_measures_every_row(bench_package: ModuleType, tmp_path
     assert "| one chunk |" in remote_io.table(results)
 
 
+def test_profile_ingest_accounts_for_the_cpu(bench_package: ModuleType, tmp_path: Path) -> None:
+    profile = importlib.import_module("benchmarks.profile_ingest")
+    result = profile.main(["--scale", "61", "--dates", "1", "--out", str(tmp_path / "p.json")])
+    buckets = ["decode", "radiometry", "mosaic", "compress + write", "other"]
+    assert sum(result[b] for b in buckets) == pytest.approx(result["total"])
+    assert all(result[b] >= 0 for b in buckets[:4]) and result["decode"] > 0
+    assert result["mpix"] > 0 and (tmp_path / "p.json").exists()
+
+
 @pytest.mark.slow
 def test_compare_stac_runs_once(bench_package: ModuleType, tmp_path: Path) -> None:
     """The STAC side-by-side runs end to end on a tiny archive; every method that can run

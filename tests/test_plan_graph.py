@@ -89,7 +89,7 @@ def test_a_chunk_lists_exactly_the_products_that_meet_it_in_mosaic_order():
             if box(*p.bands["B04"].bounds).intersects(chunk_box)
             and not box(*p.bands["B04"].bounds).touches(chunk_box)
         ]
-        got = [step.products[i].product_id for i in chunk_members(step, chunk.bounds)]
+        got = [step.products[i].product_id for i in chunk_members(step.footprints, chunk.bounds)]
         assert got == expected, (iy, ix)
 
 
@@ -104,9 +104,9 @@ def test_chunks_outside_every_footprint_have_no_block():
     for (_iy, _ix), chunk in plan.grid.iter_chunks(plan.chunks):
         square = box(*chunk.bounds)
         if any(f.intersection(square).area > 0 for f in footprints):
-            assert chunk_members(plan.steps[0], chunk.bounds)  # never a chunk lost
+            assert chunk_members(plan.steps[0].footprints, chunk.bounds)  # never a chunk lost
         elif min(f.distance(square) for f in footprints) > 200:  # planning's margin: 120 m
-            assert not chunk_members(plan.steps[0], chunk.bounds)  # a fill: nothing read
+            assert not chunk_members(plan.steps[0].footprints, chunk.bounds)  # a fill: nothing read
             far += 1
     assert far >= 4
 
@@ -226,7 +226,7 @@ def test_the_reader_is_called_only_for_chunks_with_sources_and_gets_the_rules():
     assert array.npartitions == plan.n_chunks
     array.compute(scheduler="sync")
     with_data = [
-        len(chunk_members(plan.steps[0], chunk.bounds))
+        len(chunk_members(plan.steps[0].footprints, chunk.bounds))
         for _, chunk in plan.grid.iter_chunks(plan.chunks)
     ]
     # each chunk stops at the first product that fills it: p1 fills everything here

@@ -23,7 +23,7 @@ from dask.base import tokenize
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
-from ._plan import CubePlan, TimeStep, chunk_members
+from ._plan import CubePlan, chunk_members
 from ._radiometry import NODATA_DN, SATURATED_DN, harmonize_dn, to_reflectance
 from ._read import pixels_inside, read_source
 from ._source import Source, read_rules
@@ -61,7 +61,9 @@ class _Step:
     files: tuple[tuple[Source, ...], ...]
     offsets: tuple[tuple[float, ...], ...]
     quantifications: tuple[tuple[float, ...], ...]
-    plan: TimeStep
+    #: the products' footprints in the cube's CRS (the products themselves stay on
+    #: the client: the graph carries only what reading needs)
+    footprints: tuple[BaseGeometry, ...]
 
 
 class CubeReader:
@@ -101,7 +103,7 @@ class CubeReader:
                 tuple(tuple(_source(p, band) for band in plan.bands) for p in step.products),
                 tuple(tuple(p.bands[b].offset for b in plan.bands) for p in step.products),
                 tuple(tuple(p.bands[b].quantification for b in plan.bands) for p in step.products),
-                step,
+                step.footprints,
             )
             for step in plan.steps
         )
@@ -122,7 +124,7 @@ class CubeReader:
                 inside = pixels_inside(self.aoi, grid, self.all_touched)
         for i, t in enumerate(times):
             step = self.steps[t]
-            members = chunk_members(step.plan, grid.bounds)
+            members = chunk_members(step.footprints, grid.bounds)
             if not members:
                 continue
             for j, b in enumerate(bands):

@@ -72,7 +72,7 @@ class TimeStep:
     weights: tuple[float, ...]
     #: each product's data footprint in the cube's CRS, slightly grown (see
     #: :func:`chunk_members`)
-    footprints: tuple[BaseGeometry, ...] = field(default=(), repr=False, compare=False)
+    footprints: tuple[BaseGeometry, ...] = field(repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -197,16 +197,17 @@ def plan_cube(
     return CubePlan(grid, chunk_sizes, band_names, steps, units, method, band_chunks, clip_area)
 
 
-def chunk_members(step: TimeStep, bounds: tuple[float, float, float, float]) -> list[int]:
-    """Indices of the step's products whose footprint meets a chunk, in mosaic order.
+def chunk_members(
+    footprints: Sequence[BaseGeometry], bounds: tuple[float, float, float, float]
+) -> list[int]:
+    """Indices of a step's products whose footprint meets a chunk, in mosaic order.
 
-    A chunk no product meets is no data and reads nothing. The footprints are the
-    products' data footprints grown by twice the pixel size (at least 120 m), so a
-    chunk on a footprint's edge still reads the pixels that the outline cuts.
+    ``footprints`` are a :class:`TimeStep`'s. A chunk no product meets is no data and
+    reads nothing. The footprints are the products' data footprints grown by twice the
+    pixel size (at least 120 m), so a chunk on a footprint's edge still reads the pixels
+    that the outline cuts.
     """
-    if not step.footprints:
-        return list(range(len(step.products)))
-    hits = shapely.intersects(np.asarray(step.footprints, dtype=object), box(*bounds))
+    hits = shapely.intersects(np.asarray(footprints, dtype=object), box(*bounds))
     return [int(i) for i in np.flatnonzero(hits)]
 
 
