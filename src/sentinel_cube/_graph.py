@@ -114,18 +114,20 @@ class CubeReader:
         )
         grid = self.grid.window(rows.start, rows.stop, cols.start, cols.stop)
         fill = np.nan if self.units == "reflectance" else 0
-        out = np.full((len(times), len(bands), *grid.shape), fill, dtype=self.dtype)
+        shape = (len(times), len(bands), *grid.shape)
         inside = None
         if self.aoi is not None:
             chunk_box = box(*grid.bounds)
             if not self.aoi.intersects(chunk_box):
-                return out  # wholly outside the AOI: nothing is read
+                return np.full(shape, fill, dtype=self.dtype)  # outside the AOI: no read
             if not self.aoi.contains(chunk_box):
                 inside = pixels_inside(self.aoi, grid, self.all_touched)
+        out = np.empty(shape, dtype=self.dtype)  # every band of every step is set below
         for i, t in enumerate(times):
             step = self.steps[t]
             members = chunk_members(step.footprints, grid.bounds)
             if not members:
+                out[i] = fill
                 continue
             for j, b in enumerate(bands):
                 out[i, j] = mosaic(
