@@ -229,8 +229,11 @@ def test_bench_on_a_running_scheduler_with_products_and_an_aoi(tmp_path, budapes
     from distributed import LocalCluster
 
     aoi = "19.0,47.2,19.9,47.7"  # across the overlap of the two tiles
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None, local_directory=tmp_path) as cluster:  # fmt: skip
+    # a scheduler and two workers listening on the loopback, as a cluster elsewhere would
+    # (threads of this process: quicker to start than processes, here where the point is
+    # reaching a scheduler by its address)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp",
+                      host="127.0.0.1", dashboard_address=None) as cluster:  # fmt: skip
         args = ["bench", "--products", str(budapest[0].parent), "--aoi", aoi,
                 "--resolution", str(RES), "--scheduler", cluster.scheduler_address,
                 "--workers", "1", "--rounds", "2", "--skip", "stretch", "aggregate",

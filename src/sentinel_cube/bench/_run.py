@@ -68,8 +68,7 @@ def run_bench(options: BenchOptions, echo: Echo = print, progress: bool = True) 
         Unreachable scheduler, unusable store, no products, bad options.
     """
     options.out.mkdir(parents=True, exist_ok=True)
-    store = options.store_path
-    check_store(store, replace=options.overwrite or options.store is None)
+    check_store(options.store_path, replace=options.overwrite or options.store is None)
     area = None if options.aoi is None else read_aoi(options.aoi)
     report = BenchReport(options=options.as_dict(), machine=machine_info())
     with connect(
@@ -91,85 +90,111 @@ def run_bench(options: BenchOptions, echo: Echo = print, progress: bool = True) 
                 f"--workers {options.workers} asked, the cluster has {len(workers)}"
             )
         with _Progress(_total(options, len(workers)), progress) as bar:
-            _phases(client, workers, options, open_args, store, area, report, bar, echo)
+            phases = _Phases(client, workers, options, open_args, report, bar, echo)
+            cube = phases.plan()
+            phases.decode_and_ingest(cube, area)
+            phases.operations(area if area is not None else default_clip_area(cube))
+            phases.scaling(cube)
+        _check_restrictions(report, workers)
     report.machine["load_average_after"] = machine_info()["load_average"]
     return report
 
 
-def _phases(
-    client: Any,
-    workers: list[str],
-    options: BenchOptions,
-    open_args: dict[str, Any],
-    store: Any,
-    area: Any,
-    report: BenchReport,
-    bar: _Progress,
-    echo: Echo,
-) -> None:
-    skip = options.skip
-    n = len(workers)
-    planned = Phase("plan", "plan", 0)
-    for _ in range(options.rounds):
-        with bar.phase("plan"):
-            cube, seconds, tasks = plan(open_args)
-        planned.record(seconds)
-    planned.tasks = tasks
-    report.phases.append(planned)
-    report.cube = _describe(cube)
-    bar.echo(echo, f"cube: {_summary(cube)}; planned in {planned.median:.2f} s, {tasks} tasks")
+class _Phases:
+    """The phases of one run, on ``workers`` of ``client``, recorded into ``report``."""
 
-    decode_work = [] if "decode" in skip else _decode_work(cube, area, report)
-    decoded: Phase | None = None
-    if decode_work:
-        decoded = Phase("decode limit", "decode", n, pixels=cube.size, tasks=len(decode_work))
-        report.phases.append(decoded)
-    elif "decode" not in skip:
-        report.notes.append("decode limit: no chunk reads a band file (nothing to decode)")
-    ingested = Phase("ingest", "ingest", n, pixels=cube.size)
-    report.phases.append(ingested)
-    env = decode_env([w.path for t in decode_work for w in t.reads])
-    for _ in range(options.rounds):
+    def __init__(
+        self,
+        client: Any,
+        workers: list[str],
+        options: BenchOptions,
+        open_args: dict[str, Any],
+        report: BenchReport,
+        bar: _Progress,
+        echo: Echo,
+    ) -> None:
+        self.client, self.workers, self.options = client, workers, options
+        self.open_args, self.report, self.bar = open_args, report, bar
+        self.store = options.store_path
+        self.n = len(workers)
+        self._echo = echo
+
+    def echo(self, line: str) -> None:
+        self.bar.echo(self._echo, line)
+
+    def plan(self) -> xr.DataArray:
+        """``open_cube`` over the rounds; the cube."""
+        planned = Phase("plan", "plan", 0)
+        for _ in range(self.options.rounds):
+            with self.bar.phase("plan"):
+                cube, seconds, planned.tasks = plan(self.open_args)
+            planned.record(seconds)
+        self.report.phases.append(planned)
+        self.report.cube = _describe(cube)
+        self.echo(f"cube: {_summary(cube)}; planned in {planned.median:.2f} s, "
+                  f"{planned.tasks} tasks")  # fmt: skip
+        return cube
+
+    def decode_and_ingest(self, cube: xr.DataArray, area: Any) -> None:
+        """The decode limit and the ingest on all the workers, alternating over the rounds."""
+        n = self.n
+        work = [] if "decode" in self.options.skip else _decode_work(cube, area, self.report)
+        decoded: Phase | None = None
+        if work:
+            decoded = Phase("decode limit", "decode", n, pixels=cube.size, tasks=len(work))
+            self.report.phases.append(decoded)
+        elif "decode" not in self.options.skip:
+            self.report.notes.append("decode limit: no chunk reads a band file")
+        ingested = Phase("ingest", "ingest", n, pixels=cube.size)
+        self.report.phases.append(ingested)
+        env = decode_env([w.path for t in work for w in t.reads])
+        for _ in range(self.options.rounds):
+            if decoded is not None:
+                with self.bar.phase(f"decode limit, {n} workers"):
+                    watch = WorkerWatch(self.client).start()
+                    run = run_decode(self.client, work, self.workers, env, self.bar.tasks("tasks"))
+                    decoded.record(run.seconds, watch.stop())
+                    decoded.source_pixels = run.source_pixels
+                self.echo(_line(decoded))
+            written = self._ingest(ingested, self.workers, f"ingest, {n} workers")
+            self.echo(_line(ingested) + f" -> {written.report.store}")
         if decoded is not None:
-            with bar.phase(f"decode limit, {n} workers"):
-                watch = WorkerWatch(client).start()
-                run = run_decode(client, decode_work, workers, env, bar.tasks("tasks"))
-                decoded.record(run.seconds, watch.stop())
-                decoded.source_pixels = run.source_pixels
-            bar.echo(echo, _line(decoded))
-        with bar.phase(f"ingest, {n} workers"):
-            written = ingest(client, open_args, store, workers, bar.tasks("time steps"))
-        ingested.record(written.seconds, written.uses)
-        ingested.tasks = sum(u.tasks for u in written.uses.values())
-        bar.echo(echo, _line(ingested) + f" -> {written.report.store}")
-    if decoded is not None:
-        ingested.ratio = _ratio(ingested, decoded)
-        if ingested.ratio is not None:
-            bar.echo(echo, f"ingest / decode limit: {ingested.ratio:.2f}")
+            ingested.ratio = _ratio(ingested, decoded)
+            if ingested.ratio is not None:
+                self.echo(f"ingest / decode limit: {ingested.ratio:.2f}")
 
-    clip_area = area if area is not None else default_clip_area(cube)
-    for name in OPERATIONS:
-        if name in skip:
-            continue
-        with bar.phase(name), restricted(client, workers):
-            done = operation(client, name, store, clip_area)
-        phase = Phase(name, name, n, pixels=done.pixels)
-        phase.record(done.seconds, done.uses)
-        phase.tasks = sum(u.tasks for u in done.uses.values())
-        report.phases.append(phase)
-        bar.echo(echo, _line(phase))
+    def operations(self, clip_area: Any) -> None:
+        """Clip, stretch and aggregate from the store, on all the workers."""
+        for name in OPERATIONS:
+            if name in self.options.skip:
+                continue
+            with self.bar.phase(name), restricted(self.client, self.workers):
+                done = operation(self.client, name, self.store, clip_area)
+            phase = Phase(name, name, self.n, pixels=done.pixels)
+            phase.record(done.seconds, done.uses)
+            phase.tasks = sum(u.tasks for u in done.uses.values())
+            self.report.phases.append(phase)
+            self.echo(_line(phase))
 
-    if "scaling" not in skip:
-        for k in scaling_steps(n)[:-1]:
+    def scaling(self, cube: xr.DataArray) -> None:
+        """The ingest on the first 1, 2, 4... workers (all of them: the ingest phase)."""
+        if "scaling" in self.options.skip:
+            return
+        for k in scaling_steps(self.n)[:-1]:
             phase = Phase("scaling", "scaling", k, pixels=cube.size)
-            for _ in range(options.rounds):
-                with bar.phase(f"scaling, {k} of {n} workers"):
-                    written = ingest(client, open_args, store, workers[:k], bar.tasks("steps"))
-                phase.record(written.seconds, written.uses)
-                phase.tasks = sum(u.tasks for u in written.uses.values())
-            report.phases.append(phase)
-            bar.echo(echo, _line(phase))
-    _check_restrictions(report, workers)
+            for _ in range(self.options.rounds):
+                self._ingest(phase, self.workers[:k], f"scaling, {k} of {self.n} workers")
+            self.report.phases.append(phase)
+            self.echo(_line(phase))
+
+    def _ingest(self, phase: Phase, workers: list[str], label: str) -> Any:
+        with self.bar.phase(label):
+            written = ingest(
+                self.client, self.open_args, self.store, workers, self.bar.tasks("time steps")
+            )
+        phase.record(written.seconds, written.uses)
+        phase.tasks = sum(u.tasks for u in written.uses.values())
+        return written
 
 
 def _products(options: BenchOptions, echo: Echo) -> Any:
