@@ -11,20 +11,19 @@ Environment variables
 
 Every archive lives in its own folder named after a hash of its parameters. It is
 generated in a hidden temporary folder and renamed into place when complete, so an
-interrupted generation is never reused (its leftovers are removed on the next call).
+interrupted generation is never reused (its leftovers are removed on the next call):
+see :func:`sentinel_cube.bench.cached_archive`, which ``sentinel-cube bench`` uses too.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from sentinel_cube.bench import archive_dates
 
 __all__ = [
     "INGEST_BANDS",
@@ -43,15 +42,10 @@ __all__ = [
 SCALE_ENV = "SENTINEL_CUBE_BENCH_SCALE"
 DIR_ENV = "SENTINEL_CUBE_BENCH_DIR"
 DEFAULT_SCALE = 10
-#: Bump when the generator's output changes so old cached archives are not reused.
-FORMAT = 1
-
 #: Bands of the ingest benchmarks: the four 10 m bands.
 INGEST_BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B08")
 #: Relative orbit 79 passes over Budapest, every 5 days from 2023-06-01 (S2B, then S2A).
-INGEST_DATES: tuple[str, ...] = tuple(
-    (dt.date(2023, 6, 1) + dt.timedelta(days=5 * i)).isoformat() for i in range(40)
-)
+INGEST_DATES: tuple[str, ...] = archive_dates(40)
 
 
 def bench_scale() -> int:
@@ -111,64 +105,19 @@ def get_archive(
     all_resolutions: bool = False,
 ) -> Archive:
     """Return the cached archive of these parameters, generating it first if needed."""
-    from sentinel_cube.testing import ALLOWED_SCALES, default_specs, make_archive
+    from sentinel_cube.bench import cached_archive
 
-    if scale not in ALLOWED_SCALES:
-        raise ValueError(f"{SCALE_ENV}={scale} must divide 1830 (e.g. 1, 10, 30, 61)")
-    params = {
-        "format": FORMAT,
-        "tiles": list(tiles),
-        "dates": list(dates),
-        "bands": None if bands is None else list(bands),
-        "scale": int(scale),
-        "zipped": bool(zipped),
-        "all_resolutions": bool(all_resolutions),
-    }
-    digest = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
-    parent = bench_dir()
-    final = parent / f"{name}-s{scale}-{digest}"
-    specs = default_specs(tiles=tuple(tiles), dates=tuple(dates), partial=None)
-    suffix = ".zip" if zipped else ".SAFE"
-    paths = tuple(final / f"{spec.name}{suffix}" for spec in specs)
-    if not (final / "archive.json").exists():
-        parent.mkdir(parents=True, exist_ok=True)
-        _remove_stale(parent)
-        work = Path(tempfile.mkdtemp(prefix=f".{final.name}.{os.getpid()}.", dir=parent))
-        try:
-            make_archive(
-                work, specs, scale=scale, bands=bands, zipped=zipped,
-                all_resolutions=all_resolutions,
-            )  # fmt: skip
-            (work / "archive.json").write_text(json.dumps(params, indent=1), encoding="utf-8")
-            try:
-                os.replace(work, final)
-            except OSError:  # another process finished the same archive first
-                if not (final / "archive.json").exists():
-                    raise
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-    return Archive(final, paths, tuple(tiles), tuple(dates), params["bands"], int(scale))
-
-
-def _remove_stale(parent: Path) -> None:
-    """Delete temporary folders left by generations whose process is gone."""
-    for entry in parent.glob(".*.*.*"):
-        try:
-            pid = int(entry.name.rsplit(".", 2)[-2])
-        except (ValueError, IndexError):
-            continue
-        if not _alive(pid):
-            shutil.rmtree(entry, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        root, paths = cached_archive(
+            bench_dir(), name, tiles=tiles, dates=dates, bands=bands, scale=scale,
+            zipped=zipped, all_resolutions=all_resolutions,
+        )  # fmt: skip
+    except ValueError as error:
+        raise ValueError(f"{SCALE_ENV}={scale}: {error}") from None
+    return Archive(
+        root, paths, tuple(tiles), tuple(dates), None if bands is None else list(bands),
+        int(scale),
+    )  # fmt: skip
 
 
 def ingest_archive(dates: int = 3, scale: int | None = None) -> Archive:

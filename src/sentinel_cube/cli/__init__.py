@@ -2,8 +2,9 @@
 
 One module per command group: :mod:`._catalog` (``search``, ``download``),
 :mod:`._build` (``build``), :mod:`._info` (``info``), :mod:`._ops` (``clip``,
-``stretch``, ``aggregate``), :mod:`._report` (``report``) and :mod:`._demo`
-(``demo``, the offline pipeline on a generated archive).
+``stretch``, ``aggregate``), :mod:`._report` (``report``), :mod:`._demo`
+(``demo``, the offline pipeline on a generated archive) and :mod:`._bench`
+(``bench``, measurements on this machine or a cluster).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import click
 
 from .. import __version__
+from ._bench import bench_command
 from ._build import build_command
 from ._catalog import download, search
 from ._demo import demo_command
@@ -37,6 +39,7 @@ for _command in (
     stretch_command,
     aggregate_command,
     report_command,
+    bench_command,
 ):
     main.add_command(_command)
 del _command
