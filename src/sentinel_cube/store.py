@@ -41,6 +41,7 @@ not); :func:`open_zarr` returns steps sorted by time.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import time as clock
 from collections.abc import Callable, Iterator
@@ -49,6 +50,9 @@ from typing import Any
 
 import dask
 import dask.array as da
+import dask.local
+import dask.multiprocessing
+import dask.threaded
 import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
@@ -370,17 +374,20 @@ def _run_steps(steps: list[Delayed], commit: Callable[[int], None]) -> None:
     """Compute every step's writes in one graph; ``commit(i)`` as soon as step ``i`` is done.
 
     One graph for all steps keeps every worker busy: no step waits for the slowest
-    chunk of the one before. Steps commit in the order they complete; on the
-    threaded, process and synchronous schedulers from dask's posttask callback (in
-    this thread), on ``dask.distributed`` as their futures complete.
+    chunk of the one before. Steps commit in the order they complete: on dask's local
+    schedulers (threads, processes, synchronous) from dask's posttask callback, in this
+    thread; on ``dask.distributed`` as their futures complete. Any other scheduler
+    (a custom ``get``) computes one step after the other.
     """
     if not steps:
         return
-    client = _distributed_client()
-    if client is not None:
+    scheduler = get_scheduler()
+    distributed = _distributed(scheduler)
+    if distributed is not None:
         from distributed import as_completed
 
-        futures = client.compute(steps)
+        client, keywords = distributed
+        futures = client.compute(steps, **keywords)
         index = {future.key: i for i, future in enumerate(futures)}
         try:
             for future in as_completed(futures):
@@ -388,6 +395,11 @@ def _run_steps(steps: list[Delayed], commit: Callable[[int], None]) -> None:
                 commit(index[future.key])
         finally:
             client.cancel(futures)
+        return
+    if scheduler not in _LOCAL_SCHEDULERS:
+        for i, step in enumerate(steps):
+            dask.compute(step)
+            commit(i)
         return
     index = {step.key: i for i, step in enumerate(steps)}
 
@@ -400,13 +412,22 @@ def _run_steps(steps: list[Delayed], commit: Callable[[int], None]) -> None:
         dask.compute(*steps)
 
 
-def _distributed_client() -> Any:
-    """The ``distributed.Client`` dask computes with now, or None for a local scheduler."""
-    scheduler = get_scheduler()
+#: dask's own schedulers: all run dask's callbacks
+_LOCAL_SCHEDULERS = (dask.threaded.get, dask.multiprocessing.get, dask.local.get_sync)
+
+
+def _distributed(scheduler: Any) -> tuple[Any, dict[str, Any]] | None:
+    """The ``distributed.Client`` behind ``scheduler`` (its ``get``, or a partial of it,
+    whose worker restrictions are kept), or None."""
+    keywords: dict[str, Any] = {}
+    if isinstance(scheduler, functools.partial):
+        keywords = dict(scheduler.keywords)
+        scheduler = scheduler.func
     owner = getattr(scheduler, "__self__", None)
-    if owner is not None and type(owner).__module__.startswith("distributed"):
-        return owner
-    return None
+    if owner is None or not type(owner).__module__.startswith("distributed"):
+        return None
+    kept = ("workers", "allow_other_workers", "resources", "retries", "priority")
+    return owner, {k: v for k, v in keywords.items() if k in kept}
 
 
 class ChunkWriter:
