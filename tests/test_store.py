@@ -11,6 +11,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import dask
 import numpy as np
 import pytest
 import xarray as xr
@@ -464,3 +465,61 @@ def test_a_users_own_xarray_copy_of_a_cube_is_never_replaced(archive, tmp_path):
     with pytest.raises(SentinelCubeError, match="not a sentinel_cube cube store"):
         to_zarr(_cube(archive), store, progress=False)
     assert {p: p.read_bytes() for p in store.rglob("*") if p.is_file()} == files
+
+
+def test_steps_run_side_by_side_and_commit_as_they_complete(archive, tmp_path, monkeypatch):
+    """No barrier between steps: while the first step's slow chunk is read, the other
+    steps are read, written and committed; the first commits last."""
+    import threading
+
+    from sentinel_cube import _graph
+    from sentinel_cube import _store_layout as layout
+
+    real_read, real_commit = _graph.read_source, layout.commit
+    cube = _cube(archive)
+    first_day = str(cube.time.values[0])[:10].replace("-", "")
+    events: list[tuple[str, float, object]] = []
+    lock = threading.Lock()
+
+    def reading(source, grid, *args, **kwargs):
+        slow = first_day in source.path and "B04" in source.path and grid.bounds[0] < 350000
+        started = time.perf_counter()
+        if slow:
+            time.sleep(2.0)
+        out = real_read(source, grid, *args, **kwargs)
+        with lock:
+            events.append(("slow" if slow else "read", started, time.perf_counter()))
+        return out
+
+    def committing(loc, slot, time_ns):
+        events.append(("commit", time.perf_counter(), int(time_ns)))
+        return real_commit(loc, slot, time_ns)
+
+    monkeypatch.setattr(_graph, "read_source", reading)
+    monkeypatch.setattr(layout, "commit", committing)
+    with dask.config.set(scheduler="threads", num_workers=2):
+        report = to_zarr(cube, tmp_path / "c.zarr", progress=False)
+    slow = [e for e in events if e[0] == "slow"]
+    assert slow, "the slow read never happened"
+    slow_end = max(e[2] for e in slow)
+    commits = [e for e in events if e[0] == "commit"]
+    times = [int(t) for t in layout.nanoseconds(cube.time.values)]
+    assert sorted(c[2] for c in commits) == sorted(times)
+    # other steps were committed while the first step's slow chunk was still being read
+    assert any(c[1] < slow_end and c[2] != times[0] for c in commits)
+    assert commits[-1][2] == times[0]
+    assert len(report.written) == len(DATES)
+    _assert_same(open_zarr(tmp_path / "c.zarr").compute(), _cube(archive).compute())
+
+
+def test_a_custom_scheduler_writes_one_step_after_the_other(archive, tmp_path):
+    calls = []
+
+    def scheduler(dsk, keys, **kwargs):
+        calls.append(len(keys) if isinstance(keys, list) else 1)
+        return dask.get(dsk, keys, **kwargs)
+
+    with dask.config.set(scheduler=scheduler):
+        report = to_zarr(_cube(archive), tmp_path / "c.zarr", progress=False)
+    assert len(report.written) == len(DATES) and len(calls) >= len(DATES)
+    _assert_same(open_zarr(tmp_path / "c.zarr").compute(), _cube(archive).compute())
