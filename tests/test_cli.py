@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import re
 import subprocess
 import sys
@@ -204,6 +206,30 @@ def test_build_writes_appends_and_refuses_to_clobber(small_archive, tmp_path):
     assert again.exit_code != 0 and "--append" in again.output
     appended = CliRunner().invoke(main, [*args, "--append"])
     assert appended.exit_code == 0 and "wrote 0 time steps (2 already stored)" in appended.output
+
+
+def test_build_clip_masks_outside_the_aoi_polygon(small_archive, tmp_path):
+    from shapely.geometry import Point
+
+    from sentinel_cube.ops._clip import aoi_in_crs
+
+    aoi = tmp_path / "aoi.geojson"
+    disk = Point(19.1, 47.45).buffer(0.15)
+    aoi.write_text(json.dumps({"type": "Feature", "properties": {},
+                               "geometry": disk.__geo_interface__}))  # fmt: skip
+    store = tmp_path / "clipped.zarr"
+    result = CliRunner().invoke(main, ["build", str(small_archive), "--bands", "B04",
+                                       "--resolution", "610", "--aoi", str(aoi), "--clip",
+                                       "--out", str(store)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    boxed = sc.open_cube(sorted(small_archive.iterdir()), bands=["B04"], resolution=610,
+                         aoi=disk).compute()  # fmt: skip
+    # expected independently: rioxarray's clip of the box cube, without cropping
+    expected = boxed.rio.clip([aoi_in_crs(disk, boxed.rio.crs)], drop=False)
+    np.testing.assert_array_equal(sc.open_zarr(store).values, expected.values)
+    bad = CliRunner().invoke(main, ["build", str(small_archive), "--clip",
+                                    "--out", str(tmp_path / "x.zarr")])  # fmt: skip
+    assert bad.exit_code != 0 and "--clip needs --aoi" in bad.output
 
 
 def test_build_from_a_search_result(small_archive, tmp_path):

@@ -20,6 +20,11 @@ __all__ = ["build_command"]
 @click.argument("sources", nargs=-1, required=True, type=PathOrURL(exists=True))
 @click.option("--aoi", type=str, default=None, help="AOI file, WKT or 'minx,miny,maxx,maxy'.")
 @click.option(
+    "--clip", is_flag=True,
+    help="With --aoi: no data outside the AOI polygon, and JPEG 2000 tiles outside it are "
+    "never decoded (default: the AOI's bounding box).",
+)  # fmt: skip
+@click.option(
     "--bands", cls=_ManyValues, default="B02 B03 B04 B08", show_default=True,
     help="Bands, space or comma separated.",
 )  # fmt: skip
@@ -42,7 +47,7 @@ __all__ = ["build_command"]
     help="dask.distributed scheduler address, or 'local' for a local process cluster "
     "(default: threads in this process).",
 )  # fmt: skip
-def build_command(sources, aoi, bands, resolution, start, end, cloud, crs, units, chunks, out,
+def build_command(sources, aoi, clip, bands, resolution, start, end, cloud, crs, units, chunks, out,
                   append, overwrite, lock_timeout, scheduler) -> None:  # fmt: skip
     """Build a cube from an archive folder, a products file or products, into Zarr.
 
@@ -60,6 +65,8 @@ def build_command(sources, aoi, bands, resolution, start, end, cloud, crs, units
     if append and overwrite:
         raise click.UsageError("--append and --overwrite exclude each other")
     aoi = parse_aoi(aoi)
+    if clip and aoi is None:
+        raise click.UsageError("--clip needs --aoi")
     try:
         if StoreLocation(out).exists("zarr.json") and not (append or overwrite):
             raise click.ClickException(
@@ -73,7 +80,7 @@ def build_command(sources, aoi, bands, resolution, start, end, cloud, crs, units
         click.echo(f"{len(products)} products selected")
         cube = open_cube(
             products, bands=_split(bands), resolution=resolution, aoi=aoi, crs=crs,
-            chunks=chunks, units=units,
+            chunks=chunks, units=units, clip=clip,
         )  # fmt: skip
         click.echo(
             f"cube: {cube.sizes['time']} time steps x {cube.sizes['band']} bands x "
