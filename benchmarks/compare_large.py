@@ -247,11 +247,12 @@ def _summaries(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
         if "seconds" in summary:
             summary["out_mpix_per_s"] = pixels / 1e6 / summary["seconds"]
         checks = [r["check"] for r in runs if r.get("check")]
-        if checks and "exact" in checks[0]:
-            summary["exact_all_equal"] = all(c["exact_equal"] == c["exact"] for c in checks)
-            summary["exact_pixels"] = checks[0]["exact"]
+        compared = [c for c in checks if "exact" in c]  # not the reference store itself
+        if compared:
+            summary["exact_all_equal"] = all(c["exact_equal"] == c["exact"] for c in compared)
+            summary["exact_pixels"] = compared[0]["exact"]
             summary["other_equal_fraction"] = min(
-                c["other_equal"] / c["other"] if c["other"] else 1.0 for c in checks
+                c["other_equal"] / c["other"] if c["other"] else 1.0 for c in compared
             )
         if checks:
             summary["layout"] = checks[0]["layout"]
@@ -468,10 +469,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     parser = comparison_parser(__doc__, METHODS, scale=10, dates=10)
     parser.add_argument("--tiles", default=",".join(LARGE_TILES),
                         help="comma-separated MGRS tiles (default %(default)s)")  # fmt: skip
+    parser.add_argument("--report", type=Path, help="only print the table of a saved JSON")
     args = parser.parse_args(argv)
     if args.worker:
         worker(*args.worker)
         return None
+    if args.report:
+        saved = json.loads(args.report.read_text(encoding="utf-8"))
+        saved["methods"] = _summaries(saved)
+        saved["ratios"] = _ratios(saved["methods"])
+        print(markdown(saved))
+        return saved
     started = time.perf_counter()
     result = run(args)
     print()
