@@ -106,8 +106,9 @@ METHODS: dict[str, Method] = {
     )
 }
 PEERS = ("odc_stac", "stackstac")
-#: The Python module each method needs beyond the always installed ones.
-NEEDS = {"odc_stac": "odc.stac", "stackstac": "stackstac", "sentinel_cube_cluster": "distributed"}
+#: The module (and its package) each method needs beyond the always installed ones.
+NEEDS = {"odc_stac": ("odc.stac", "odc-stac"), "stackstac": ("stackstac", "stackstac"),
+         "sentinel_cube_cluster": ("distributed", "distributed")}  # fmt: skip
 #: Rows compared at a time (bounds the checker's memory at full size).
 CHECK_ROWS = 2048
 
@@ -211,16 +212,14 @@ def _date_radiometry(products: list[dict[str, Any]]) -> list[dict[str, list[floa
 
 def available(method: str) -> str | None:
     """Why ``method`` cannot run here, or None."""
-    module = NEEDS.get(method)
-    if module is None:
+    if method not in NEEDS:
         return None
+    module, package = NEEDS[method]
     try:
         found = importlib.util.find_spec(module)
     except ModuleNotFoundError:
         found = None
-    if found is None:
-        return f"{module} does not import (pip install {module.split('.')[0].replace('_', '-')})"
-    return None
+    return None if found else f"{module} does not import (pip install {package})"
 
 
 def _lazy_cube_chunks(paths: list[str], grid: dict[str, Any]) -> list[int]:
@@ -247,8 +246,10 @@ def _summaries(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
         if "seconds" in summary:
             summary["out_mpix_per_s"] = pixels / 1e6 / summary["seconds"]
         checks = [r["check"] for r in runs if r.get("check")]
+        if any("shape_differs" in c for c in checks):
+            summary["exact_all_equal"] = False
         compared = [c for c in checks if "exact" in c]  # not the reference store itself
-        if compared:
+        if compared and summary.get("exact_all_equal", True):
             summary["exact_all_equal"] = all(c["exact_equal"] == c["exact"] for c in compared)
             summary["exact_pixels"] = compared[0]["exact"]
             summary["other_equal_fraction"] = min(
@@ -370,7 +371,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     With ``--out``, the report is rewritten after every run (``"complete": false``
     until the end), so an interrupted comparison keeps what it measured.
     """
-    import numpy as np
 
     chosen = [m.strip() for m in args.only.split(",") if m.strip()] or list(METHODS)
     unknown = set(chosen) - set(METHODS)
@@ -380,6 +380,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for name, reason in skipped.items():
         print(f"skipping {name}: {reason}", flush=True)
     methods = [m for m in METHODS if m in chosen and m not in skipped]
+    work = Path(tempfile.mkdtemp(prefix="compare-large-", dir=args.workdir))
+    try:
+        config, base = _prepare(args, work)
+        return _measure(args, methods, skipped, config, base, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _prepare(args: argparse.Namespace, work: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The archive, its items, the grid and exact region: the configuration and the
+    fields every job shares."""
+    import numpy as np
+
     tiles = [t.strip() for t in args.tiles.split(",") if t.strip()]
     started = time.perf_counter()
     archive = large_archive(tiles=tiles, dates=args.dates, scale=args.scale)
@@ -396,7 +409,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     grid = plan_grid(products, target_epsg(products))
     radiometry = _date_radiometry(products)
     shape = [len(radiometry), len(INGEST_BANDS), *grid["shape"]]
-    work = Path(tempfile.mkdtemp(prefix="compare-large-", dir=args.workdir))
     mask = exact_mask(grid)
     np.save(work / "exact.npy", mask)
     source_pixels = 0
@@ -419,6 +431,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "radiometry": radiometry, "reference": reference, "like": reference,
         "mask": str(work / "exact.npy"),
     }  # fmt: skip
+    base["chunks"] = config["cube_chunks"] = _lazy_cube_chunks(paths, grid)
+    return config, base
+
+
+def _measure(
+    args: argparse.Namespace,
+    methods: list[str],
+    skipped: dict[str, str],
+    config: dict[str, Any],
+    base: dict[str, Any],
+    work: Path,
+) -> dict[str, Any]:
+    """Every method ``rounds`` times, rounds interleaved; the report after each run."""
+    reference = base["reference"]
     machine = {
         "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "cpu_count": os.cpu_count(),
@@ -439,29 +465,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             args.out.write_text(json.dumps(result, indent=1, default=str), encoding="utf-8")
         return result
 
-    try:
-        base["chunks"] = _lazy_cube_chunks(paths, grid)
-        config["cube_chunks"] = base["chunks"]
-        if "sentinel_cube" not in methods:  # the reference store, not measured
-            job = {**base, "method": "sentinel_cube", "store": reference}
-            result = _run_worker(job, work, "reference", args.timeout, MODULE, keep_store=True)
-            if "error" in result:
-                raise SystemExit(f"the reference store failed: {result['error']}")
-            extra["reference_layout"] = result["check"]["layout"]
-        for round_index in range(args.rounds):
-            for name in methods:
-                tag = f"{name}-{round_index}"
-                keep = name == "sentinel_cube" and round_index == 0
-                store = reference if keep else str(work / f"{tag}.zarr")
-                job = {**base, "method": name, "store": None if name == "gdal" else store}
-                result = _run_worker(job, work, tag, args.timeout, MODULE, keep_store=keep)
-                if keep and "error" in result:
-                    raise SystemExit(f"sentinel_cube (the reference) failed: {result['error']}")
-                runs[name].append(result)
-                _print_run(round_index, name, result)
-                report(complete=False)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    if "sentinel_cube" not in methods and set(methods) - {"gdal"}:  # a reference, not measured
+        job = {**base, "method": "sentinel_cube", "store": reference}
+        result = _run_worker(job, work, "reference", args.timeout, MODULE, keep_store=True)
+        if "error" in result:
+            raise SystemExit(f"the reference store failed: {result['error']}")
+        extra["reference_layout"] = result["check"]["layout"]
+    for round_index in range(args.rounds):
+        for name in methods:
+            tag = f"{name}-{round_index}"
+            keep = name == "sentinel_cube" and round_index == 0
+            store = reference if keep else str(work / f"{tag}.zarr")
+            job = {**base, "method": name, "store": None if name == "gdal" else store}
+            result = _run_worker(job, work, tag, args.timeout, MODULE, keep_store=keep)
+            if keep and "error" in result:
+                raise SystemExit(f"sentinel_cube (the reference) failed: {result['error']}")
+            runs[name].append(result)
+            _print_run(round_index, name, result)
+            report(complete=False)
     return report(complete=True)
 
 
