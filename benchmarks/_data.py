@@ -28,12 +28,14 @@ from sentinel_cube.bench import archive_dates
 __all__ = [
     "INGEST_BANDS",
     "INGEST_DATES",
+    "LARGE_TILES",
     "Archive",
     "bench_dir",
     "bench_scale",
     "catalog_archive",
     "get_archive",
     "ingest_archive",
+    "large_archive",
     "metadata_scale",
     "product_archive",
     "read_archive",
@@ -46,6 +48,10 @@ DEFAULT_SCALE = 10
 INGEST_BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B08")
 #: Relative orbit 79 passes over Budapest, every 5 days from 2023-06-01 (S2B, then S2A).
 INGEST_DATES: tuple[str, ...] = archive_dates(40)
+
+#: Four tiles across the UTM zone 33/34 boundary (18 deg E) at Budapest's latitude, west
+#: to east: 33TXN and 33TYN in zone 33, the two Budapest tiles in zone 34.
+LARGE_TILES: tuple[str, ...] = ("33TXN", "33TYN", "34TCT", "34TDT")
 
 
 def bench_scale() -> int:
@@ -127,6 +133,19 @@ def ingest_archive(dates: int = 3, scale: int | None = None) -> Archive:
     return get_archive(
         "ingest",
         tiles=BUDAPEST_TILES,
+        dates=INGEST_DATES[:dates],
+        bands=INGEST_BANDS,
+        scale=bench_scale() if scale is None else scale,
+    )
+
+
+def large_archive(
+    tiles: Sequence[str] = LARGE_TILES, dates: int = 10, scale: int | None = None
+) -> Archive:
+    """``tiles`` (default :data:`LARGE_TILES`) x ``dates`` dates x the four 10 m bands."""
+    return get_archive(
+        "large",
+        tiles=tuple(tiles),
         dates=INGEST_DATES[:dates],
         bands=INGEST_BANDS,
         scale=bench_scale() if scale is None else scale,

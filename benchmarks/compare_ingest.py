@@ -62,7 +62,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,8 +131,9 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _proc_status_mb(field: str) -> float:
-    with open("/proc/self/status", encoding="ascii") as status:
+def _proc_status_mb(field: str, pid: int | str = "self") -> float:
+    """A memory field of ``/proc/PID/status`` (``VmRSS``, ``VmHWM``) in MB."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
         for line in status:
             if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
@@ -165,9 +166,15 @@ def _reflectance_xr(dn: Any, radiometry: list[dict[str, list[float]]], bands: li
     return values.where((dn != 0) & (dn != 65535))
 
 
-def _write_store(array: Any, store: str) -> None:
-    """Write a (time, band, y, x) float32 DataArray like ``sentinel_cube.to_zarr`` does."""
+def _write_store(array: Any, store: str, like: str | None = None) -> None:
+    """Write a (time, band, y, x) float32 DataArray like ``sentinel_cube.to_zarr`` does.
+
+    ``like``: a store written by ``sentinel_cube.to_zarr`` whose array layout (chunks,
+    shards, compressors) to copy; default chunks ``(1, 1, 1024, 1024)`` and Blosc zstd
+    level 3 with bit shuffle.
+    """
     import numpy as np
+    import zarr
     from zarr.codecs import BloscCodec
 
     array = array.drop_vars([c for c in array.coords if c not in array.dims])
@@ -175,16 +182,31 @@ def _write_store(array: Any, store: str) -> None:
     array = array.assign_coords(band=np.asarray(array.band.values, dtype=str))
     dataset = array.to_dataset(name=VARIABLE)
     codec = BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")
-    encoding = {VARIABLE: {"chunks": (1, 1, CHUNK, CHUNK), "compressors": (codec,)}}
+    layout: dict[str, Any] = {"chunks": (1, 1, CHUNK, CHUNK), "compressors": (codec,)}
+    if like is not None:
+        model = zarr.open_array(like, path=VARIABLE, mode="r")
+        layout = {"chunks": model.chunks, "compressors": model.compressors}
+        if model.shards is not None:
+            layout["shards"] = model.shards
+    encoding = {VARIABLE: layout}
     dataset.to_zarr(store, mode="w", zarr_format=3, consolidated=False, encoding=encoding)
 
 
 def _stac_items(job: dict[str, Any]) -> list[Any]:
-    """Minimal STAC items of the compared products, built in memory with pystac."""
+    """The STAC items of the compared products: ``job["items"]`` (published item dicts,
+    in mosaic order) if given, else minimal items built in memory with pystac."""
     import pystac
     from pystac.extensions.eo import Band, EOExtension
     from pystac.extensions.projection import ProjectionExtension
 
+    if job.get("items"):
+        published = []
+        for item in job["items"]:
+            for key in _asset_keys(job).values():  # the v1 name older readers use
+                asset = item["assets"][key]
+                asset.setdefault("proj:epsg", int(asset["proj:code"].split(":")[1]))
+            published.append(pystac.Item.from_dict(item))
+        return published
     items = []
     for product in job["stac"]:
         item = pystac.Item(
@@ -255,30 +277,48 @@ def _run_gdal(job: dict[str, Any], timer: Timer) -> int:
 
 
 def _run_sentinel_cube(job: dict[str, Any], timer: Timer) -> int:
+    """``open_cube`` + ``to_zarr``; ``job["crs"]`` (optional) is the target CRS and
+    ``job["scheduler"]`` the dask scheduler (default ``"threads"``)."""
     import dask
 
     from sentinel_cube.cube import open_cube
     from sentinel_cube.store import to_zarr
 
     bounds = tuple(job["bounds"]) if job["bounds"] else None
-    with timer.measure(), dask.config.set(scheduler="threads"):
-        cube = open_cube(job["paths"], job["bands"], job["resolution"], bounds=bounds)
+    scheduler = job.get("scheduler", "threads")
+    with timer.measure(), dask.config.set(scheduler=scheduler):
+        cube = open_cube(job["paths"], job["bands"], job["resolution"], bounds=bounds,
+                         crs=job.get("crs"))  # fmt: skip
         report = to_zarr(cube, job["store"], mode="w", progress=False)
     return int(report.pixels)
 
 
+def _asset_keys(job: dict[str, Any]) -> dict[str, str]:
+    """The items' asset key of each band (default: the band name)."""
+    return job.get("asset_keys") or {b: b for b in job["bands"]}
+
+
+def _chunks(job: dict[str, Any]) -> tuple[int, int]:
+    """The (y, x) chunk side of the peers' dask arrays (default 1024 x 1024)."""
+    y, x = job.get("chunks") or (CHUNK, CHUNK)
+    return int(y), int(x)
+
+
 def _run_stackstac(job: dict[str, Any], timer: Timer) -> int:
+    """stackstac on the items; products of one date (same time) are mosaicked in item
+    order, first valid pixel wins (``stackstac.mosaic(reverse=True)``)."""
     import dask
     import numpy as np
     import stackstac
 
+    keys = _asset_keys(job)
     options = dict(
-        assets=job["bands"],
+        assets=[keys[b] for b in job["bands"]],
         epsg=job["epsg"],  # explicit: the output CRS is not guessed from the items
         resolution=job["resolution"],
         bounds=tuple(job["bounds"]),
         snap_bounds=False,  # keep the tile's own pixel grid (its corner is not a multiple of res)
-        chunksize=CHUNK,
+        chunksize=_chunks(job),
         dtype="uint16",
         rescale=False,
         xy_coords="center",
@@ -294,8 +334,12 @@ def _run_stackstac(job: dict[str, Any], timer: Timer) -> int:
     with timer.measure(), dask.config.set(scheduler="threads"):
         items = _stac_items(job)
         dn = stackstac.stack(items, fill_value=fill_value, **options)
-        _write_store(_reflectance_xr(dn, job["radiometry"], job["bands"]), job["store"])
-    return int(dn.size)
+        dn = dn.assign_coords(band=job["bands"])
+        if len(set(dn.time.values)) < dn.sizes["time"]:  # several products per date
+            dn = dn.groupby("time").map(stackstac.mosaic, reverse=True, nodata=fill_value)
+        refl = _reflectance_xr(dn, job["radiometry"], job["bands"])
+        _write_store(refl, job["store"], like=job.get("like"))
+    return int(refl.size)
 
 
 def _run_odc_stac(job: dict[str, Any], timer: Timer) -> int:
@@ -307,21 +351,26 @@ def _run_odc_stac(job: dict[str, Any], timer: Timer) -> int:
     left, bottom, right, top = job["bounds"]
     res = job["resolution"]
     shape = (round((top - bottom) / res), round((right - left) / res))
+    keys = [_asset_keys(job)[b] for b in job["bands"]]
+    chunk_y, chunk_x = _chunks(job)
     with timer.measure(), dask.config.set(scheduler="threads"):
         items = _stac_items(job)
         geobox = GeoBox(shape, Affine(res, 0.0, left, 0.0, -res, top), f"EPSG:{job['epsg']}")
         loaded = odc.stac.load(
             items,
-            bands=job["bands"],
+            bands=keys,
             geobox=geobox,
-            chunks={"x": CHUNK, "y": CHUNK},
+            chunks={"x": chunk_x, "y": chunk_y},
             dtype="uint16",
             nodata=0,
             resampling="nearest",
             groupby="solar_day",
+            preserve_original_order=True,  # products of a date fused in item order
         )
-        dn = loaded[job["bands"]].to_array("band").transpose("time", "band", "y", "x")
-        _write_store(_reflectance_xr(dn, job["radiometry"], job["bands"]), job["store"])
+        dn = loaded[keys].to_array("band").transpose("time", "band", "y", "x")
+        dn = dn.assign_coords(band=job["bands"])
+        _write_store(_reflectance_xr(dn, job["radiometry"], job["bands"]), job["store"],
+                     like=job.get("like"))  # fmt: skip
     return int(dn.size)
 
 
@@ -389,12 +438,26 @@ def _sample_check(store: str) -> list[list[float]] | None:
     return check
 
 
-def worker(job_path: str, result_path: str) -> None:
-    """Run one method once (in this fresh process) and write its measurements as JSON."""
+def _store_check(job: dict[str, Any]) -> list[list[float]] | None:
+    return _sample_check(job["store"]) if job.get("store") else None
+
+
+def worker(
+    job_path: str,
+    result_path: str,
+    runners: dict[str, Callable[[dict[str, Any], Timer], int]] | None = None,
+    check: Callable[[dict[str, Any]], Any] | None = None,
+) -> None:
+    """Run one method once (in this fresh process) and write its measurements as JSON.
+
+    ``runners`` (default :data:`RUNNERS`) maps method names to their code; ``check``
+    (default: :func:`_sample_check` of the job's store) runs after the measured work and
+    its result is the report's ``check``.
+    """
     job = json.loads(Path(job_path).read_text(encoding="utf-8"))
     timer = Timer()
     load_before = os.getloadavg()[0]
-    pixels = RUNNERS[job["method"]](job, timer)
+    pixels = (runners or RUNNERS)[job["method"]](job, timer)
     result = {
         "method": job["method"],
         "seconds": timer.seconds,
@@ -405,7 +468,7 @@ def worker(job_path: str, result_path: str) -> None:
         "peak_rss_mb": timer.peak_mb,
         "loadavg_1min_before": load_before,
         "loadavg_1min_after": os.getloadavg()[0],
-        "check": _sample_check(job["store"]) if job.get("store") else None,
+        "check": (check or _store_check)(job),
     }
     if job.get("note"):
         result["note"] = job["note"]
@@ -432,6 +495,7 @@ def _product_info(paths: list[Path], bands: list[str]) -> list[dict[str, Any]]:
                 "datetime": product.sensing_start.isoformat(),
                 "time": product.sensing_start.astimezone(dt.UTC).replace(tzinfo=None).isoformat(),
                 "epsg": product.epsg,
+                "tile": product.tile_id,
                 "geometry": mapping(product.footprint),
                 "bbox": list(product.footprint.bounds),
                 "bounds": list(band_files[bands[0]].bounds),
@@ -488,10 +552,16 @@ def _child_env() -> dict[str, str]:
 
 
 def _run_worker(
-    job: dict, work: Path, tag: str, timeout: float, module: str = "benchmarks.compare_ingest"
+    job: dict,
+    work: Path,
+    tag: str,
+    timeout: float,
+    module: str = "benchmarks.compare_ingest",
+    keep_store: bool = False,
 ) -> dict[str, Any]:
     """Run one job in a fresh interpreter (``python -m module --worker JOB OUT``) and
-    return its measurements, or its error."""
+    return its measurements, or its error. The job's store is deleted afterwards
+    unless ``keep_store``."""
     job_path, result_path, log_path = (work / f"{tag}.{s}" for s in ("job.json", "out.json", "log"))
     job_path.write_text(json.dumps(job), encoding="utf-8")
     command = [sys.executable, "-m", module, "--worker", str(job_path), str(result_path)]
@@ -506,7 +576,7 @@ def _run_worker(
             raise
         finally:
             timer.cancel()
-    if job.get("store"):
+    if job.get("store") and not keep_store:
         shutil.rmtree(job["store"], ignore_errors=True)
     if process.returncode != 0 or not result_path.exists():
         lines = log_path.read_text(errors="replace").strip().splitlines()
@@ -522,10 +592,12 @@ def _warm_page_cache(files: list[str]) -> None:
                 pass
 
 
-def _summary(name: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
+def _summary(name: str, runs: list[dict[str, Any]], label: str | None = None) -> dict[str, Any]:
+    """Medians of the runs of one method (``label``: default the method's in :data:`METHODS`)."""
     good = [r for r in runs if "error" not in r]
     errors = [r["error"] for r in runs if "error" in r]
-    summary: dict[str, Any] = {"method": name, "label": METHODS[name].label, "runs": runs}
+    label = label or METHODS[name].label
+    summary: dict[str, Any] = {"method": name, "label": label, "runs": runs}
     if errors:
         summary["errors"] = errors
     notes = sorted({r["note"] for r in runs if r.get("note")})
@@ -746,20 +818,32 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return report(complete=True)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scale", type=int, default=1, help="archive scale (1 = full size)")
-    parser.add_argument("--dates", type=int, default=3, help="dates in the archive (default 3)")
+def comparison_parser(
+    doc: str | None, methods: Iterable[str], *, scale: int, dates: int
+) -> argparse.ArgumentParser:
+    """The options of every side-by-side script, with its defaults of ``--scale`` and
+    ``--dates`` (``--worker JOB RESULT``, hidden, runs one job in a subprocess)."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
+    parser.add_argument("--scale", type=int, default=scale,
+                        help=f"archive scale (1 = full size; default {scale})")  # fmt: skip
+    parser.add_argument("--dates", type=int, default=dates,
+                        help=f"dates in the archive (default {dates})")  # fmt: skip
     parser.add_argument("--rounds", type=int, default=3, help="runs of each method (medians)")
-    parser.add_argument("--only", default="", help=f"comma-separated subset of {list(METHODS)}")
+    parser.add_argument("--only", default="", help=f"comma-separated subset of {list(methods)}")
     parser.add_argument("--out", type=Path, help="write the full report as JSON here")
+    parser.add_argument("--workdir", default=None,
+                        help="folder for the workers' files and Zarr stores")  # fmt: skip
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds per run")
+    parser.add_argument("--worker", nargs=2, metavar=("JOB", "RESULT"), help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = comparison_parser(__doc__, METHODS, scale=1, dates=3)
     parser.add_argument(
         "--resume", action="store_true", help="keep the runs already in --out, do the rest"
     )
-    parser.add_argument("--workdir", default=None, help="folder for temporary Zarr stores")
-    parser.add_argument("--timeout", type=float, default=3600, help="seconds per run")
     parser.add_argument("--report", type=Path, help="only print the table of a saved JSON")
-    parser.add_argument("--worker", nargs=2, metavar=("JOB", "RESULT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         worker(*args.worker)

@@ -49,7 +49,14 @@ from pathlib import Path
 from typing import Any
 
 from ._data import INGEST_BANDS, Archive, ingest_archive
-from .compare_ingest import Timer, _fmt, _run_worker, _versions, _warm_page_cache
+from .compare_ingest import (
+    Timer,
+    _fmt,
+    _run_worker,
+    _versions,
+    _warm_page_cache,
+    comparison_parser,
+)
 
 COMPARED_TILE = "34TCT"
 CHUNK = 1024
@@ -159,19 +166,26 @@ def worker(job_path: str, result_path: str) -> None:
 # =============================================================================== driver side
 
 
-def publish(archive: Archive, paths: list[Path]) -> Path:
-    """The Earth Search (COG) and CDSE (JP2) trees of ``paths``, made once beside the archive.
+def publish(
+    archive: Archive,
+    paths: list[Path],
+    label: str = COMPARED_TILE,
+    providers: dict[str, str] = PROVIDER,
+) -> Path:
+    """The trees of ``paths`` as ``providers`` publish them ({folder: provider shape};
+    default Earth Search's COGs in ``cog/`` and CDSE's JP2s in ``jp2/``), made once
+    beside the archive in ``<archive>-stac-<label>``.
 
     Written in a hidden folder renamed into place, so an interrupted run is redone.
     """
     from sentinel_cube.testing.stac import publish_items
 
-    final = archive.root.with_name(archive.root.name + f"-stac-{COMPARED_TILE}")
+    final = archive.root.with_name(archive.root.name + f"-stac-{label}")
     if (final / "done").exists():
         return final
     work = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
     try:
-        for source, shape in PROVIDER.items():
+        for source, shape in providers.items():
             publish_items(paths, work / source, shape, "http://unused", bands=list(INGEST_BANDS))
         (work / "done").write_text("ok", encoding="utf-8")
         shutil.rmtree(final, ignore_errors=True)
@@ -181,23 +195,29 @@ def publish(archive: Archive, paths: list[Path]) -> Path:
     return final
 
 
-def _items(paths: list[Path], trees: Path, http_url: str) -> dict[tuple[str, str], list[dict]]:
-    """The items of each (source, transport): hrefs to the local trees or the server.
+def local_items(paths: list[Path], tree: Path, shape: str) -> list[dict[str, Any]]:
+    """The items of ``paths`` published as ``shape`` in ``tree``, hrefs as local paths.
 
-    Items with local paths lose their ``self`` link: pystac would make the paths
-    relative to its host (``https://host/tmp/...``).
+    They have no ``self`` link: pystac would make the paths relative to its host
+    (``https://host/tmp/...``).
     """
+    from sentinel_cube.testing.stac import stac_items
+
+    items = stac_items(paths, shape, str(tree), bands=list(INGEST_BANDS))
+    for item in items:
+        item["links"] = [k for k in item["links"] if k["rel"] != "self"]
+    return items
+
+
+def _items(paths: list[Path], trees: Path, http_url: str) -> dict[tuple[str, str], list[dict]]:
+    """The items of each (source, transport): hrefs to the local trees or the server."""
     from sentinel_cube.testing.stac import stac_items
 
     found = {}
     for source, shape in PROVIDER.items():
-        bases = {"file": str(trees / source), "http": f"{http_url}/{source}"}
-        for transport, base in bases.items():
-            items = stac_items(paths, shape, base, bands=list(INGEST_BANDS))
-            if transport == "file":  # pystac resolves paths against a self link's host
-                for item in items:
-                    item["links"] = [k for k in item["links"] if k["rel"] != "self"]
-            found[(source, transport)] = items
+        found[(source, "file")] = local_items(paths, trees / source, shape)
+        http = stac_items(paths, shape, f"{http_url}/{source}", bands=list(INGEST_BANDS))
+        found[(source, "http")] = http
     return found
 
 
@@ -338,16 +358,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any] | None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--scale", type=int, default=10, help="archive scale (1 = full size)")
-    parser.add_argument("--dates", type=int, default=3, help="dates in the archive (default 3)")
-    parser.add_argument("--rounds", type=int, default=3, help="runs of each method (medians)")
-    parser.add_argument("--only", default="", help=f"comma-separated subset of {list(METHODS)}")
-    parser.add_argument("--out", type=Path, help="write the full report as JSON here")
-    parser.add_argument("--workdir", default=None, help="folder for the workers' files")
-    parser.add_argument("--timeout", type=float, default=3600, help="seconds per run")
-    parser.add_argument("--worker", nargs=2, metavar=("JOB", "RESULT"), help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    args = comparison_parser(__doc__, METHODS, scale=10, dates=3).parse_args(argv)
     if args.worker:
         worker(*args.worker)
         return None

@@ -183,3 +183,92 @@ def _cog_dn_sum() -> int:
             with rasterio.open(path) as cog:
                 total += int(cog.read().sum(dtype=np.int64))
     return total
+
+
+@pytest.mark.slow
+def test_compare_large_runs_every_method_once(bench_package: ModuleType, tmp_path: Path) -> None:
+    """The large-AOI side by side (4 tiles in 2 UTM zones) runs every method once on a
+    tiny archive; every store equals sentinel_cube's on the exact region, and the decode
+    limit decodes every pixel of every band file."""
+    import os
+
+    import numpy as np
+    import rasterio
+
+    compare = importlib.import_module("benchmarks.compare_large")
+    report = compare.main(["--scale", "61", "--dates", "2", "--rounds", "1",
+                           "--workdir", str(tmp_path)])  # fmt: skip
+    assert report is not None and report["complete"]
+    methods, config = report["methods"], report["config"]
+    ran = set(methods) | set(report["skipped"])
+    assert ran == set(compare.METHODS)
+    assert set(report["skipped"]) <= {"stackstac"}, report["skipped"]  # not a test dependency
+    for name, summary in methods.items():
+        assert "errors" not in summary, (name, summary.get("errors"))
+        assert summary["seconds"] > 0 and summary["cpu_seconds"] > 0, name
+    # one target CRS: zone 34 holds most of the union of 33TXN, 33TYN, 34TCT, 34TDT
+    assert config["epsg"] == 32634 and config["products"] == 8
+    assert config["shape"][:2] == [2, 4]
+    # 610 m pixels: only 34TCT (the anchor) lies on the grid; 34TDT's corner is 100 km east
+    assert config["aligned_tiles"] == ["34TCT"]
+    expected = 0  # every pixel of every band file, counted with rasterio
+    root = next(Path(os.environ["SENTINEL_CUBE_BENCH_DIR"]).glob("large-s61-*/"))
+    for path in root.rglob("*_10m.jp2"):
+        with rasterio.open(path) as band:
+            expected += band.width * band.height
+    assert len(list(root.rglob("*_10m.jp2"))) == 8 * 4
+    assert methods["gdal"]["pixels"] == expected
+    for name in ("odc_stac", "stackstac", "sentinel_cube_cluster"):
+        if name not in methods:
+            continue
+        check = methods[name]["runs"][0]["check"]
+        assert check["exact"] == round(config["exact_fraction"] * np.prod(config["shape"]))
+        assert check["exact_valid"] > 0.3 * check["exact"]  # not only no-data pixels
+        assert check["exact_equal"] == check["exact"], name
+        assert methods[name]["other_equal_fraction"] > (0.999 if "cube" in name else 0.9), name
+        assert methods[name]["layout"] == methods["sentinel_cube"]["layout"], name
+    assert report["ratios"]["best_peer"] in ("odc_stac", "stackstac")
+    assert "| decode limit: raw GDAL reads" in report["markdown"]
+
+
+def test_compare_large_grid_and_exact_region(bench_package: ModuleType) -> None:
+    """The large comparison's grid and exact region at 100 m pixels, from tile geometry
+    alone (MGRS corners and pyproj, no archive)."""
+    from pyproj import Transformer
+    from shapely.geometry import box, mapping
+
+    from sentinel_cube.mgrs import TILE_EXTENT_M, tile_epsg, tile_origin
+
+    grid_module = importlib.import_module("benchmarks._large_grid")
+    products = []
+    for tile in ("33TXN", "33TYN", "34TCT", "34TDT"):  # the order of sentinel_cube's mosaic
+        x, y = tile_origin(tile)
+        bounds = [x, y - TILE_EXTENT_M, x + TILE_EXTENT_M, y]
+        to_lonlat = Transformer.from_crs(tile_epsg(tile), 4326, always_xy=True)
+        lonlat = box(*to_lonlat.transform_bounds(*bounds))
+        products.append({"tile": tile, "epsg": tile_epsg(tile), "bounds": bounds,
+                         "resolution": 100.0, "geometry": mapping(lonlat)})  # fmt: skip
+    epsg = grid_module.target_epsg(products)
+    assert epsg == 32634  # 16.3-18 deg E lies in zone 33, 18-21.1 deg E in zone 34
+    grid = grid_module.plan_grid(products, epsg)
+    left, bottom, right, top = grid["bounds"]
+    assert (left - 300_000) % 100 == 0 and (top - 5_300_040) % 100 == 0
+    assert grid["shape"] == [round((top - bottom) / 100), round((right - left) / 100)]
+    assert [t["tile"] for t in grid["tiles"] if t["aligned"]] == ["34TCT", "34TDT"]
+    to_target = Transformer.from_crs(32633, 32634, always_xy=True)
+    for corner in ((600_000, 5_300_040), (600_000, 5_190_240), (809_800, 5_190_240)):
+        cx, cy = to_target.transform(*corner)  # zone 33 corners lie inside the grid
+        assert left <= cx <= right and bottom <= cy <= top
+    mask = grid_module.exact_mask(grid)
+
+    def exact_at(x: float, y: float) -> bool:
+        return bool(mask[int((top - y) // 100), int((x - left) // 100)])
+
+    east_edge_33tyn, _ = to_target.transform(809_800, 5_245_000)  # about x = 353 km
+    assert exact_at(450_000, 5_245_000)  # 34TDT alone
+    assert exact_at(405_000, 5_245_000)  # 34TCT and 34TDT overlap: 34TCT, on the grid
+    assert exact_at(east_edge_33tyn + 1_000, 5_245_000)  # 34TCT east of 33TYN
+    assert not exact_at(east_edge_33tyn - 1_000, 5_245_000)  # 33TYN wins there (warped)
+    assert not exact_at(east_edge_33tyn + 100, 5_245_000)  # near a warped edge
+    west, _ = to_target.transform(650_000, 5_245_000)
+    assert not exact_at(west, 5_245_000)  # 33TXN
