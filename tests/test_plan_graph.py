@@ -253,6 +253,11 @@ def test_default_chunks_cover_2_x_2_jp2_tiles_and_bands_of_one_pixel_size_share_
     assert b04_scl.band_chunks == (1, 1)  # 10 m and 20 m: different tile grids
     coarse = plan_cube(full, ["B04"], 20)
     assert max(coarse.chunks[0]) == 1024  # 2 x 2 tiles of 1024 px at 10 m, on a 20 m grid
+    # a small cube (one 2048 px chunk per step) gets one tile per chunk: 2 x 2 chunks
+    small = plan_cube([_product("p1", size=2000)], ["B04"], 10)
+    assert small.chunks == ((1024, 976), (1024, 976))
+    four = plan_cube([_product("p1", size=4000)], ["B04"], 10)
+    assert four.chunks == ((2048, 1952), (2048, 1952))
     explicit = plan_cube(full, ["B04", "SCL"], 10, chunks={"band": 2, "y": 512})
     assert explicit.band_chunks == (1, 1) and max(explicit.chunks[0]) == 512
     assert max(explicit.chunks[1]) == 2048
