@@ -253,11 +253,15 @@ def test_default_chunks_cover_2_x_2_jp2_tiles_and_bands_of_one_pixel_size_share_
     assert b04_scl.band_chunks == (1, 1)  # 10 m and 20 m: different tile grids
     coarse = plan_cube(full, ["B04"], 20)
     assert max(coarse.chunks[0]) == 1024  # 2 x 2 tiles of 1024 px at 10 m, on a 20 m grid
-    # a small cube (one 2048 px chunk per step) gets one tile per chunk: 2 x 2 chunks
+    # small cubes (fewer than 8 tasks per step): one tile per chunk, then one band per task
     small = plan_cube([_product("p1", size=2000)], ["B04"], 10)
     assert small.chunks == ((1024, 976), (1024, 976))
-    four = plan_cube([_product("p1", size=4000)], ["B04"], 10)
-    assert four.chunks == ((2048, 1952), (2048, 1952))
+    four = plan_cube([_four_band_product("p1", size=2000)], ["B02", "B03", "B04", "B08"], 10)
+    assert four.chunks == ((1024, 976), (1024, 976)) and four.band_chunks == (1, 1, 1, 1)
+    three = plan_cube([_four_band_product("p1", size=3000)], ["B02", "B03", "B04", "B08"], 10)
+    assert max(three.chunks[0]) == 1024 and three.band_chunks == (4,)  # 3 x 3 chunks
+    wide = plan_cube([_product("p1", size=8000)], ["B04"], 10)
+    assert max(wide.chunks[0]) == 2048  # 4 x 4 chunks of 2 x 2 tiles: enough
     explicit = plan_cube(full, ["B04", "SCL"], 10, chunks={"band": 2, "y": 512})
     assert explicit.band_chunks == (1, 1) and max(explicit.chunks[0]) == 512
     assert max(explicit.chunks[1]) == 2048

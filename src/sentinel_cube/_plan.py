@@ -34,9 +34,9 @@ ESA_JP2_TILES = {10: 1024, 20: 640, 60: 192}
 #: per task keeps a 1,000-product cube near 36,000 tasks where one tile per task gave
 #: 4x as many (the scheduler's cost grows with tasks, a task's cost with pixels).
 TILES_PER_CHUNK = 2
-#: A cube whose steps would have fewer chunks than this with TILES_PER_CHUNK gets one
-#: tile per chunk instead, so that one step still keeps several workers busy.
-MIN_CHUNKS_PER_STEP = 4
+#: A cube whose steps would have fewer tasks than this by default gets one JP2 tile per
+#: chunk, then one band per task, so that one step still keeps several workers busy.
+MIN_TASKS_PER_STEP = 8
 #: Bounds of the default chunk side in output pixels: at least 256 so the graph
 #: stays small, at most 2048 (16 MB of float32 per band) so memory per task stays
 #: bounded when bands are up-sampled.
@@ -195,12 +195,14 @@ def plan_cube(
 
     side, per_task = _chunking(chunks, products, band_names, resolution, units)
     chunk_sizes = grid.chunk_sizes(side, align=anchor)
-    if chunks is None and len(chunk_sizes[0]) * len(chunk_sizes[1]) < MIN_CHUNKS_PER_STEP:
-        # a small cube: one JP2 tile per chunk, so a step still spreads over workers
-        tile = _default_chunk_side(products, band_names, resolution, tiles=1)
-        side, per_task = _chunking(tile, products, band_names, resolution, units)
-        chunk_sizes = grid.chunk_sizes(side, align=anchor)
     band_chunks = _band_chunks(products[0], band_names, per_task)
+    if chunks is None:  # a small cube: smaller tasks, so one step still spreads over workers
+        for bands_per_task in (per_task, 1):
+            if len(chunk_sizes[0]) * len(chunk_sizes[1]) * len(band_chunks) >= MIN_TASKS_PER_STEP:
+                break
+            tile = _default_chunk_side(products, band_names, resolution, tiles=1)
+            chunk_sizes = grid.chunk_sizes((tile, tile), align=anchor)
+            band_chunks = _band_chunks(products[0], band_names, bands_per_task)
     steps = _time_steps(products, footprints, grid, groupby)
     return CubePlan(grid, chunk_sizes, band_names, steps, units, method, band_chunks, clip_area)
 

@@ -89,8 +89,9 @@ def open_cube(
         Chunk side in pixels (``int`` or ``(y, x)``), or a dict with any of
         ``"band"`` (bands per chunk), ``"y"``, ``"x"``. Default: 2 x 2 ESA JP2
         tiles of the finest requested band (2048 px at 10 m, 1024 px on a 20 m grid
-        of 10 m bands; one tile when that would leave a time step fewer than 4
-        chunks; between 256 and 2048 px), so chunks cover whole JP2 tiles,
+        of 10 m bands; for a small cube whose time step would make fewer than 8
+        tasks, one tile per chunk, then one band per task; between 256 and 2048
+        px), so chunks cover whole JP2 tiles,
         with chunk edges aligned to the first product's tile corner when its CRS is
         the target CRS; and neighbouring bands of one native pixel size share a
         chunk, up to 64 MiB per chunk (4 float32 bands of 2048 x 2048 px). One
