@@ -23,6 +23,7 @@ pass (``dask.array.percentile`` is approximate and 1-D), hence this module.
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 
@@ -44,7 +45,13 @@ GRID_OFFSET = 1000
 
 def uint16_histogram(block: np.ndarray, nodata: int | None = 0) -> np.ndarray:
     """Counts of every uint16 value of ``block`` except ``nodata`` (length 65536, int64)."""
-    counts = np.bincount(block.ravel(), minlength=N_BINS).astype(np.int64, copy=False)
+    counts = np.zeros(N_BINS, dtype=np.int64)
+    values = block.ravel()
+    index = _SCRATCH.index
+    for start in range(0, values.size, _PIECE):
+        piece = values[start : start + _PIECE]
+        np.copyto(index[: piece.size], piece)  # to intp here, not in a new array per call
+        np.add.at(counts, index[: piece.size], 1)
     if nodata is not None:
         counts[nodata] = 0  # cheaper than filtering the values first
     return counts
@@ -53,23 +60,106 @@ def uint16_histogram(block: np.ndarray, nodata: int | None = 0) -> np.ndarray:
 def grid_histogram(block: np.ndarray) -> np.ndarray:
     """Counts of float values on the 1e-4 grid, NaN excluded; length 65537.
 
-    The last element counts values that are *not* exactly ``float(k) / 10000``
-    for an integer ``k`` in range (they cannot be placed exactly).
+    Bin ``k + GRID_OFFSET`` counts the values equal (bit for bit) to
+    ``float32(k) / 10000``. The last element counts the values that are not
+    (off the grid, out of its range, infinite, or ``-0.0``: numpy orders it as
+    equal to ``0.0``, yet returns it when it is an order statistic).
     """
-    # in place where possible and without boolean compaction: this runs once per chunk
-    # and costs most of an exact stretch (bincount alone is ~2.4 ms per MPix)
     values = block.ravel()
+    if values.dtype != np.float32:
+        return _grid_histogram_exact(values)
+    # counts[i] is key i - GRID_OFFSET - 1: the grid's 65536 keys, one below and one above
+    counts = np.zeros(N_BINS + 2, dtype=np.int64)
+    placed = nan = 0
+    with np.errstate(over="ignore"):  # huge values: infinite keys, outside the range anyway
+        for start in range(0, values.size, _PIECE):
+            placed_here, nan_here = _count_grid_piece(values[start : start + _PIECE], counts)
+            placed += placed_here
+            nan += nan_here
+    if placed + nan < values.size:  # values off the grid: their keys are not theirs
+        return _grid_histogram_exact(values)
+    hist = counts[1:]  # the grid's keys, then those above its range
+    hist[N_BINS] += counts[0]  # and those below
+    hist[GRID_OFFSET] -= nan  # NaN were counted as key 0
+    _move_negative_zeros(values, hist)
+    return hist
+
+
+def _count_grid_piece(piece: np.ndarray, counts: np.ndarray) -> tuple[int, int]:
+    """Add the keys of float32 ``piece`` to ``counts``; return (values on the grid, NaN).
+
+    A value is on the grid when its key ``k = rint(value * 10000)`` gives it back as
+    ``float32(k) / 10000``. Keys of values off the grid are counted too (as whatever
+    key they round to): the caller discards these counts when any value is off.
+    """
+    n = piece.size
+    keys, check, mask, index = (a[:n] for a in _SCRATCH.arrays())
+    np.multiply(piece, _F32_SCALE, out=keys)
+    np.rint(keys, out=keys)  # NaN stays NaN
+    np.divide(keys, _F32_SCALE, out=check)  # how a grid value is computed, in float32
+    placed = int(np.count_nonzero(np.equal(check, piece, out=mask)))  # False for NaN
+    nan = int(np.count_nonzero(np.isnan(piece, out=mask)))
+    if nan:
+        np.copyto(keys, _F32_ZERO, where=mask)  # counted as key 0, taken off by the caller
+    if n and (keys.min() < -GRID_OFFSET or keys.max() >= N_BINS - GRID_OFFSET):
+        np.clip(keys, -GRID_OFFSET - 1, N_BINS - GRID_OFFSET, out=keys)  # to the two ends
+    keys += _F32_OFFSET_1  # exact: |keys| <= 2**16
+    np.copyto(index, keys, casting="unsafe")  # integral floats in range: exact
+    np.add.at(counts, index, 1)
+    return placed, nan
+
+
+def _grid_histogram_exact(values: np.ndarray) -> np.ndarray:
+    """:func:`grid_histogram` of any float dtype: slower, for blocks with values off the grid."""
     real = values.dtype.type
-    keys = np.multiply(values, real(GRID_SCALE))
+    with np.errstate(over="ignore"):  # huge values: infinite keys, not placed
+        keys = np.multiply(values, real(GRID_SCALE))
     np.rint(keys, out=keys)  # NaN stays NaN
     placed = np.divide(keys, real(GRID_SCALE)) == values  # False for NaN and off the grid
     keys += real(GRID_OFFSET)
     placed &= keys >= 0
     placed &= keys < N_BINS
     np.putmask(keys, ~placed, real(N_BINS))  # everything else goes to the extra bin
-    counts = np.bincount(keys.astype(np.int32), minlength=N_BINS + 1).astype(np.int64, copy=False)
+    counts = np.bincount(keys.astype(np.intp), minlength=N_BINS + 1).astype(np.int64, copy=False)
     counts[N_BINS] -= np.count_nonzero(np.isnan(values))
+    _move_negative_zeros(values, counts)
     return counts
+
+
+def _move_negative_zeros(values: np.ndarray, hist: np.ndarray) -> None:
+    """Move ``-0.0`` from key 0 to the last bin of ``hist`` (in place)."""
+    if hist[GRID_OFFSET] == 0:  # no zero at all: the usual case, nothing to read
+        return
+    negative_zeros = np.count_nonzero(np.signbit(values) & (values == 0))
+    hist[GRID_OFFSET] -= negative_zeros
+    hist[N_BINS] += negative_zeros
+
+
+# Hand-written rather than one numpy expression per block: temporaries the size of a
+# block are fresh memory at every call (page faults cost as much as the arithmetic),
+# and np.bincount converts its input to a new intp array. Pieces of _PIECE elements
+# reuse per-thread arrays that stay in the CPU cache; np.add.at accumulates the
+# counts of every piece into one histogram.
+_PIECE = 1 << 18
+_F32_SCALE = np.float32(GRID_SCALE)
+_F32_ZERO = np.float32(0)
+_F32_OFFSET_1 = np.float32(GRID_OFFSET + 1)
+
+
+class _Scratch(threading.local):
+    """Per-thread work arrays of one piece (4.25 MB), created on first use."""
+
+    def __init__(self) -> None:
+        self.keys = np.empty(_PIECE, dtype=np.float32)
+        self.check = np.empty(_PIECE, dtype=np.float32)
+        self.mask = np.empty(_PIECE, dtype=bool)
+        self.index = np.empty(_PIECE, dtype=np.intp)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        return self.keys, self.check, self.mask, self.index
+
+
+_SCRATCH = _Scratch()
 
 
 def order_statistic(cumulative: np.ndarray, rank: int) -> int:
