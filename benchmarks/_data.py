@@ -22,7 +22,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,9 +32,11 @@ __all__ = [
     "Archive",
     "bench_dir",
     "bench_scale",
+    "beside",
     "catalog_archive",
     "get_archive",
     "ingest_archive",
+    "ingest_store",
     "metadata_scale",
     "product_archive",
     "read_archive",
@@ -182,6 +184,48 @@ def ingest_archive(dates: int = 3, scale: int | None = None) -> Archive:
         bands=INGEST_BANDS,
         scale=bench_scale() if scale is None else scale,
     )
+
+
+def ingest_store(dates: int = 3, units: str = "reflectance", scale: int | None = None) -> Path:
+    """The cube of :func:`ingest_archive` (both tiles, four bands) in a Zarr store.
+
+    Written once by :func:`sentinel_cube.to_zarr` (its default codec and the cube's
+    default chunks) beside the archive, for the benchmarks that read a cube back.
+    """
+    archive = ingest_archive(dates=dates, scale=scale)
+
+    def write(folder: Path) -> None:
+        import dask
+
+        import sentinel_cube as sc
+
+        cube = sc.open_cube(archive.products_of(dates=dates), bands=list(INGEST_BANDS),
+                            resolution=10 * archive.scale, units=units)  # fmt: skip
+        with dask.config.set(scheduler="threads"):
+            sc.to_zarr(cube, folder / "cube.zarr", mode="w", progress=False)
+
+    return beside(archive, f"zarr-{units}-d{dates}", write) / "cube.zarr"
+
+
+def beside(archive: Archive, suffix: str, make: Callable[[Path], None]) -> Path:
+    """Folder ``<archive>-<suffix>``, filled once by ``make(folder)`` and then reused.
+
+    ``make`` fills a hidden folder that is renamed into place when it returns, so an
+    interrupted run is redone (its leftovers are removed like an archive's).
+    """
+    final = archive.root.with_name(f"{archive.root.name}-{suffix}")
+    if (final / "done").exists():
+        return final
+    _remove_stale(final.parent)
+    work = Path(tempfile.mkdtemp(prefix=f".{final.name}.{os.getpid()}.", dir=final.parent))
+    try:
+        make(work)
+        (work / "done").write_text("ok", encoding="utf-8")
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(work, final)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return final
 
 
 def read_archive(scale: int | None = None) -> Archive:

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._data import INGEST_BANDS, Archive, ingest_archive
+from ._data import INGEST_BANDS, Archive, beside, ingest_archive
 from .compare_ingest import Timer, _fmt, _run_worker, _versions, _warm_page_cache
 
 COMPARED_TILE = "34TCT"
@@ -160,25 +160,14 @@ def worker(job_path: str, result_path: str) -> None:
 
 
 def publish(archive: Archive, paths: list[Path]) -> Path:
-    """The Earth Search (COG) and CDSE (JP2) trees of ``paths``, made once beside the archive.
-
-    Written in a hidden folder renamed into place, so an interrupted run is redone.
-    """
+    """The Earth Search (COG) and CDSE (JP2) trees of ``paths``, made once beside the archive."""
     from sentinel_cube.testing.stac import publish_items
 
-    final = archive.root.with_name(archive.root.name + f"-stac-{COMPARED_TILE}")
-    if (final / "done").exists():
-        return final
-    work = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    try:
+    def make(folder: Path) -> None:
         for source, shape in PROVIDER.items():
-            publish_items(paths, work / source, shape, "http://unused", bands=list(INGEST_BANDS))
-        (work / "done").write_text("ok", encoding="utf-8")
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(work, final)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return final
+            publish_items(paths, folder / source, shape, "http://unused", bands=list(INGEST_BANDS))
+
+    return beside(archive, f"stac-{COMPARED_TILE}", make)
 
 
 def _items(paths: list[Path], trees: Path, http_url: str) -> dict[tuple[str, str], list[dict]]:
