@@ -1,7 +1,7 @@
 """Exact percentiles from histograms, with numpy's definition (pure numpy, no dask).
 
 A uint16 band has 65,536 possible values, so a histogram of per-chunk
-``bincount``s summed over chunks holds everything needed to find any order
+counts summed over chunks holds everything needed to find any order
 statistic exactly. Reflectances read from Sentinel-2 products are
 ``(DN + offset) / 10000``, i.e. integers ``k`` on a 1e-4 grid; their histogram
 over ``k`` is just as exact. From the two order statistics that bracket the
@@ -142,15 +142,18 @@ def _move_negative_zeros(values: np.ndarray, hist: np.ndarray) -> None:
 # block are fresh memory at every call (page faults cost as much as the arithmetic),
 # and np.bincount converts its input to a new intp array. Pieces of _PIECE elements
 # reuse per-thread arrays that stay in the CPU cache; np.add.at accumulates the
-# counts of every piece into one histogram.
-_PIECE = 1 << 18
+# counts of every piece into one histogram (it also counts faster than np.bincount).
+# Measured on 1024 x 1024 reflectance blocks, CPU time: 3.5-7 ms per block before,
+# about 2 ms now, of which about 0.9 ms counting; pieces of 2**16 to 2**18 values are
+# within noise of each other.
+_PIECE = 1 << 17
 _F32_SCALE = np.float32(GRID_SCALE)
 _F32_ZERO = np.float32(0)
 _F32_OFFSET_1 = np.float32(GRID_OFFSET + 1)
 
 
 class _Scratch(threading.local):
-    """Per-thread work arrays of one piece (5.25 MB), created on first use."""
+    """Per-thread work arrays of one piece (2.6 MB), created on first use."""
 
     def __init__(self) -> None:
         self.keys = np.empty(_PIECE, dtype=np.float32)

@@ -34,7 +34,7 @@ def cube_percentiles(
     ``"linear"``) of the valid values (not NaN; not 0 for uint16 DN cubes) of
     each group, computed from histograms in one pass over the data:
 
-    - ``"histogram"`` (uint16): per-chunk ``bincount`` of the 65,536 values,
+    - ``"histogram"`` (uint16): per-chunk counts of the 65,536 values,
       summed in a tree reduction; lazy.
     - ``"grid"`` (float reflectance read from products, ``(DN + offset) / 1e4``):
       the same histogram over the 1e-4 grid; lazy. A value off the grid raises
@@ -151,7 +151,9 @@ def stretch(
     time step :func:`sentinel_cube.to_zarr` commits, every preview) would count
     them all again. Computed once, the bounds are small constants: each output
     chunk then depends on its own input chunk only, so a stretched cube larger
-    than memory streams to Zarr, GeoTIFF or PNG.
+    than memory streams to Zarr, GeoTIFF or PNG. Computing the stretched pixels
+    reads ``cube`` a second time; for a cube that fits in memory,
+    ``stretch(cube.persist())`` reads each chunk once.
 
     Examples
     --------
