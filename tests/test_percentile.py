@@ -44,7 +44,7 @@ def _adversarial_reflectances(rng: np.random.Generator, n: int) -> np.ndarray:
 
 @pytest.fixture
 def small_pieces(monkeypatch):
-    """Pieces of 1000 values (the scratch arrays stay larger): many pieces and a tail."""
+    """Pieces of 1000 values: many pieces and a tail."""
     monkeypatch.setattr(_percentile, "_PIECE", 1000)
 
 

@@ -47,11 +47,11 @@ def uint16_histogram(block: np.ndarray, nodata: int | None = 0) -> np.ndarray:
     """Counts of every uint16 value of ``block`` except ``nodata`` (length 65536, int64)."""
     counts = np.zeros(N_BINS, dtype=np.int64)
     values = block.ravel()
-    index = _SCRATCH.index
     for start in range(0, values.size, _PIECE):
         piece = values[start : start + _PIECE]
-        np.copyto(index[: piece.size], piece)  # to intp here, not in a new array per call
-        np.add.at(counts, index[: piece.size], 1)
+        index = _SCRATCH.arrays(piece.size)[-1]
+        np.copyto(index, piece)  # to intp here, not in a new array per call
+        np.add.at(counts, index, 1)
     if nodata is not None:
         counts[nodata] = 0  # cheaper than filtering the values first
     return counts
@@ -93,7 +93,7 @@ def _count_grid_piece(piece: np.ndarray, counts: np.ndarray) -> tuple[int, int]:
     key they round to): the caller discards these counts when any value is off.
     """
     n = piece.size
-    keys, check, mask, index32, index = (a[:n] for a in _SCRATCH.arrays())
+    keys, check, mask, index32, index = _SCRATCH.arrays(n)
     np.multiply(piece, _F32_SCALE, out=keys)
     np.rint(keys, out=keys)  # NaN stays NaN
     np.divide(keys, _F32_SCALE, out=check)  # how a grid value is computed, in float32
@@ -153,17 +153,20 @@ _F32_OFFSET_1 = np.float32(GRID_OFFSET + 1)
 
 
 class _Scratch(threading.local):
-    """Per-thread work arrays of one piece (2.6 MB), created on first use."""
+    """Per-thread work arrays for pieces of up to ``_PIECE`` values (2.6 MB)."""
 
     def __init__(self) -> None:
-        self.keys = np.empty(_PIECE, dtype=np.float32)
-        self.check = np.empty(_PIECE, dtype=np.float32)
-        self.mask = np.empty(_PIECE, dtype=bool)
-        self.index32 = np.empty(_PIECE, dtype=np.int32)
-        self.index = np.empty(_PIECE, dtype=np.intp)
+        self._arrays: tuple[np.ndarray, ...] = ()
 
-    def arrays(self) -> tuple[np.ndarray, ...]:
-        return self.keys, self.check, self.mask, self.index32, self.index
+    def arrays(self, n: int) -> tuple[np.ndarray, ...]:
+        """keys, check (float32), mask (bool), index32 (int32), index (intp) of length n."""
+        if not self._arrays or len(self._arrays[0]) < n:
+            size = max(n, _PIECE)
+            self._arrays = tuple(
+                np.empty(size, dtype=dtype)
+                for dtype in (np.float32, np.float32, bool, np.int32, np.intp)
+            )
+        return tuple(a[:n] for a in self._arrays)
 
 
 _SCRATCH = _Scratch()
