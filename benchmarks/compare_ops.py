@@ -162,11 +162,11 @@ def _memory_method(method: str, dates: int):
 
 
 def _selected(only: str | None) -> dict[str, str]:
-    """Methods whose key contains one of the comma-separated words of ``only``."""
+    """Methods whose key starts with one of the comma-separated prefixes of ``only``."""
     if not only:
         return dict(METHODS)
-    words = [w.strip() for w in only.split(",") if w.strip()]
-    return {label: key for label, key in METHODS.items() if any(w in key for w in words)}
+    prefixes = tuple(w.strip() for w in only.split(",") if w.strip())
+    return {label: key for label, key in METHODS.items() if key.startswith(prefixes)}
 
 
 def _ratio_rows(runs: dict[str, list[dict]]) -> list[str]:
@@ -186,18 +186,20 @@ def _ratio_rows(runs: dict[str, list[dict]]) -> list[str]:
     return rows
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
+    """Run the comparison, print its Markdown tables; return the report (rows and runs)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=int, default=10)
     parser.add_argument("--dates", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--only", default=None, help="comma-separated words, e.g. zarr,clip")
+    parser.add_argument("--only", default=None, help="comma-separated key prefixes, e.g. zarr,clip")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.worker:
-        print(json.dumps(_run(args.worker, args.dates)))
-        return
+        result = _run(args.worker, args.dates)
+        print(json.dumps(result))
+        return result
     env = {**os.environ, "SENTINEL_CUBE_BENCH_SCALE": str(args.scale)}
     methods = _selected(args.only)
     if any(key.startswith("zarr_") for key in methods.values()):
@@ -244,8 +246,10 @@ def main() -> None:
         print("| ratio | units | wall (median of rounds) | per round | CPU (median) |")
         print("|---|---|---|---|---|")
         print("\n".join(ratios))
+    report = {"rows": rows, "runs": runs, "ratios": ratios}
     if args.out:
-        args.out.write_text(json.dumps({"rows": rows, "runs": runs}, indent=2))
+        args.out.write_text(json.dumps(report, indent=2))
+    return report
 
 
 if __name__ == "__main__":
