@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,9 +32,11 @@ __all__ = [
     "Archive",
     "bench_dir",
     "bench_scale",
+    "beside",
     "catalog_archive",
     "get_archive",
     "ingest_archive",
+    "ingest_store",
     "large_archive",
     "metadata_scale",
     "product_archive",
@@ -150,6 +152,38 @@ def large_archive(
         bands=INGEST_BANDS,
         scale=bench_scale() if scale is None else scale,
     )
+
+
+def ingest_store(dates: int = 3, units: str = "reflectance", scale: int | None = None) -> Path:
+    """The cube of :func:`ingest_archive` (both tiles, four bands) in a Zarr store.
+
+    Written once by :func:`sentinel_cube.to_zarr` (its default codec and the cube's
+    default chunks) beside the archive, for the benchmarks that read a cube back.
+    """
+    archive = ingest_archive(dates=dates, scale=scale)
+
+    def write(folder: Path) -> None:
+        import dask
+
+        import sentinel_cube as sc
+
+        cube = sc.open_cube(archive.products_of(dates=dates), bands=list(INGEST_BANDS),
+                            resolution=10 * archive.scale, units=units)  # fmt: skip
+        with dask.config.set(scheduler="threads"):
+            sc.to_zarr(cube, folder / "cube.zarr", mode="w", progress=False)
+
+    return beside(archive, f"zarr-{units}-d{dates}", write) / "cube.zarr"
+
+
+def beside(archive: Archive, suffix: str, make: Callable[[Path], None]) -> Path:
+    """Folder ``<archive>-<suffix>``, filled once by ``make(folder)`` and then reused.
+
+    ``make`` fills a hidden folder that is renamed into place when it returns, so an
+    interrupted run is redone (its leftovers are removed like an archive's).
+    """
+    from sentinel_cube.bench import build_once
+
+    return build_once(archive.root.with_name(f"{archive.root.name}-{suffix}"), make)
 
 
 def read_archive(scale: int | None = None) -> Archive:

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._data import INGEST_BANDS, Archive, ingest_archive
+from ._data import INGEST_BANDS, Archive, beside, ingest_archive
 from .compare_ingest import (
     Timer,
     _fmt,
@@ -174,25 +174,14 @@ def publish(
 ) -> Path:
     """The trees of ``paths`` as ``providers`` publish them ({folder: provider shape};
     default Earth Search's COGs in ``cog/`` and CDSE's JP2s in ``jp2/``), made once
-    beside the archive in ``<archive>-stac-<label>``.
-
-    Written in a hidden folder renamed into place, so an interrupted run is redone.
-    """
+    beside the archive in ``<archive>-stac-<label>``."""
     from sentinel_cube.testing.stac import publish_items
 
-    final = archive.root.with_name(archive.root.name + f"-stac-{label}")
-    if (final / "done").exists():
-        return final
-    work = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    try:
+    def make(folder: Path) -> None:
         for source, shape in providers.items():
-            publish_items(paths, work / source, shape, "http://unused", bands=list(INGEST_BANDS))
-        (work / "done").write_text("ok", encoding="utf-8")
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(work, final)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return final
+            publish_items(paths, folder / source, shape, "http://unused", bands=list(INGEST_BANDS))
+
+    return beside(archive, f"stac-{label}", make)
 
 
 def local_items(paths: list[Path], tree: Path, shape: str) -> list[dict[str, Any]]:

@@ -169,6 +169,21 @@ def test_compare_stac_runs_once(bench_package: ModuleType, tmp_path: Path) -> No
     assert "| COG / JP2, odc-stac, HTTP |" in report["markdown"]
 
 
+@pytest.mark.slow
+def test_compare_ops_reads_the_store_and_reports_ratios(bench_package, monkeypatch) -> None:
+    """The Zarr side of compare_ops runs end to end on a tiny archive (workers in
+    subprocesses started from the repository root)."""
+    compare = importlib.import_module("benchmarks.compare_ops")
+    monkeypatch.chdir(BENCH_DIR.parent)
+    report = compare.main(["--scale", "61", "--dates", "1", "--rounds", "1",
+                           "--only", "zarr_max_dn,zarr_stretch_dn"])  # fmt: skip
+    assert set(report["runs"]) == {"zarr_max_dn", "zarr_stretch_dn"}
+    (row,) = report["ratios"]
+    assert row.startswith("| stretch / max | dn | ")
+    assert all(r["pixels"] > 0 and r["seconds"] > 0 for runs in report["runs"].values()
+               for r in runs)  # fmt: skip
+
+
 def _cog_dn_sum() -> int:
     """The sum of the DN of the benchmark's published COGs (bands B02, B03, B04, B08)."""
     import os

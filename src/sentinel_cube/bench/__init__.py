@@ -21,7 +21,7 @@ Examples
 >>> print(table(report))                                            # doctest: +SKIP
 """
 
-from ._archive import archive_dates, cached_archive
+from ._archive import archive_dates, build_once, cached_archive
 from ._html import write_html
 from ._options import DEFAULT_BANDS, SKIPPABLE, BenchOptions
 from ._report import table, write_json
@@ -40,6 +40,7 @@ __all__ = [
     "FileWindow",
     "Phase",
     "archive_dates",
+    "build_once",
     "cached_archive",
     "decode_tasks",
     "run_bench",

@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 __all__ = ["FORMAT", "archive_dates", "cached_archive"]
@@ -83,24 +83,43 @@ def cached_archive(
     specs = default_specs(tiles=tuple(tiles), dates=tuple(dates), partial=None)
     suffix = ".zip" if zipped else ".SAFE"
     paths = tuple(final / f"{spec.name}{suffix}" for spec in specs)
-    if not (final / "archive.json").exists():
-        parent.mkdir(parents=True, exist_ok=True)
-        _remove_stale(parent)
-        work = Path(tempfile.mkdtemp(prefix=f".{final.name}.{os.getpid()}.", dir=parent))
-        try:
-            make_archive(
-                work, specs, scale=scale, bands=bands, zipped=zipped,
-                all_resolutions=all_resolutions,
-            )  # fmt: skip
-            (work / "archive.json").write_text(json.dumps(params, indent=1), encoding="utf-8")
-            try:
-                os.replace(work, final)
-            except OSError:  # another process finished the same archive first
-                if not (final / "archive.json").exists():
-                    raise
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+
+    def make(work: Path) -> None:
+        make_archive(
+            work, specs, scale=scale, bands=bands, zipped=zipped,
+            all_resolutions=all_resolutions,
+        )  # fmt: skip
+        (work / "archive.json").write_text(json.dumps(params, indent=1), encoding="utf-8")
+
+    build_once(final, make, marker="archive.json")
     return final, paths
+
+
+def build_once(final: Path, make: Callable[[Path], None], marker: str = "done") -> Path:
+    """Folder ``final``, filled once by ``make(folder)`` and then reused.
+
+    ``make`` fills a hidden temporary sibling folder, which gets a ``marker`` file (if
+    ``make`` did not write it) and is renamed into place when ``make`` returns: an
+    interrupted run is never reused, and its leftovers are removed once its process is
+    gone. Of two processes building the same folder, the first rename wins.
+    """
+    if (final / marker).exists():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale(final.parent)
+    work = Path(tempfile.mkdtemp(prefix=f".{final.name}.{os.getpid()}.", dir=final.parent))
+    try:
+        make(work)
+        if not (work / marker).exists():
+            (work / marker).write_text("ok", encoding="utf-8")
+        try:
+            os.replace(work, final)
+        except OSError:  # another process finished the same folder first
+            if not (final / marker).exists():
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return final
 
 
 def _remove_stale(parent: Path) -> None:

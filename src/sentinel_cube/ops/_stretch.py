@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import dask.array as da
@@ -34,7 +34,7 @@ def cube_percentiles(
     ``"linear"``) of the valid values (not NaN; not 0 for uint16 DN cubes) of
     each group, computed from histograms in one pass over the data:
 
-    - ``"histogram"`` (uint16): per-chunk ``bincount`` of the 65,536 values,
+    - ``"histogram"`` (uint16): per-chunk counts of the 65,536 values,
       summed in a tree reduction; lazy.
     - ``"grid"`` (float reflectance read from products, ``(DN + offset) / 1e4``):
       the same histogram over the 1e-4 grid; lazy. A value off the grid raises
@@ -151,7 +151,9 @@ def stretch(
     time step :func:`sentinel_cube.to_zarr` commits, every preview) would count
     them all again. Computed once, the bounds are small constants: each output
     chunk then depends on its own input chunk only, so a stretched cube larger
-    than memory streams to Zarr, GeoTIFF or PNG.
+    than memory streams to Zarr, GeoTIFF or PNG. Computing the stretched pixels
+    reads ``cube`` a second time; for a cube that fits in memory,
+    ``stretch(cube.persist())`` reads each chunk once.
 
     Examples
     --------
@@ -180,16 +182,11 @@ def stretch(
     bounds = cube_percentiles(cube, percentiles, dims, method).compute()  # see Notes
     low = bounds.isel(percentile=0, drop=True)
     high = bounds.isel(percentile=1, drop=True)
-    values = cube.astype(np.float64)
-    if cube.dtype.kind in "iu":
-        values = values.where(cube != 0)
-    span = high - low
-    scaled = ((values - low) / span.where(span > 0)).fillna(0).where(values.notnull())
-    scaled = scaled.clip(0, 1)
-    if out == "uint8":
-        result = (scaled * 255).round().fillna(0).astype(np.uint8)  # round half to even, as rint
-    else:
-        result = scaled.astype(np.float32)
+    dtype = np.uint8 if out == "uint8" else np.float32
+    result = xr.apply_ufunc(
+        _stretch_block, cube, low, high, dask="parallelized", output_dtypes=[dtype],
+        keep_attrs=True, kwargs={"out": out},  # coordinates keep theirs (the CRS)
+    )  # fmt: skip
     result = result.transpose(*cube.dims)
     result = result.assign_coords(stretch_low=low, stretch_high=high)
     result.attrs = {
@@ -202,6 +199,30 @@ def stretch(
 
 
 # ----------------------------------------------------------------------------- internals
+
+
+def _stretch_block(values: np.ndarray, low: np.ndarray, high: np.ndarray, out: str) -> np.ndarray:
+    """The stretch of one block: ``low``/``high`` broadcast against it.
+
+    One float64 array per block, every step in place: a chain of xarray operations
+    makes a new array at each step and costs about ten times as much.
+    """
+    scaled = values.astype(np.float64)
+    if values.dtype.kind in "iu":
+        np.copyto(scaled, np.nan, where=values == 0)  # DN 0: no data
+    span = np.asarray(high - low, dtype=np.float64)
+    flat = ~(span > 0)  # low == high (or no valid value): stretched to 0
+    np.subtract(scaled, low, out=scaled)
+    np.divide(scaled, np.where(flat, 1.0, span), out=scaled)
+    if flat.any():
+        np.copyto(scaled, 0.0, where=flat & ~np.isnan(scaled))
+    np.clip(scaled, 0, 1, out=scaled)  # NaN stays NaN
+    if out == "float":
+        return scaled.astype(np.float32)
+    np.multiply(scaled, 255, out=scaled)
+    np.rint(scaled, out=scaled)  # half to even
+    np.copyto(scaled, 0.0, where=np.isnan(scaled))  # no data: 0
+    return scaled.astype(np.uint8)
 
 
 def _method(cube: xr.DataArray, method: str) -> str:
@@ -242,14 +263,45 @@ def _histograms(data: da.Array, n_keep: int, grid: bool) -> da.Array:
         dtype=np.int64,
     )
     reduced = tuple(range(n_keep, data.ndim))
-    return per_block.sum(axis=reduced, dtype=np.int64) if reduced else per_block
+    if not reduced:
+        return per_block
+    # a tree of sums that adds the histograms as they are: ``Array.sum`` first copies
+    # each block's histogram, then concatenates groups of them before summing
+    return da.reduction(
+        per_block, _as_is, _add_all, combine=_add_all, axis=reduced, dtype=np.int64,
+        concatenate=False,
+    )  # fmt: skip
+
+
+def _as_is(hist: np.ndarray, axis: Any = None, keepdims: bool = True) -> np.ndarray:
+    return hist  # a block's histogram already has length 1 along the reduced axes
+
+
+def _add_all(hists: Any, axis: Any = None, keepdims: bool = True) -> np.ndarray:
+    """Sum of histograms given as (nested lists of) arrays of the same shape."""
+    flat = list(_leaves(hists))
+    total = flat[0].copy()
+    for hist in flat[1:]:
+        total += hist
+    return total if keepdims else total.squeeze(axis)
+
+
+def _leaves(nested: Any) -> Iterator[np.ndarray]:
+    if isinstance(nested, list | tuple):
+        for item in nested:
+            yield from _leaves(item)
+    else:
+        yield nested
 
 
 def _block_histograms(block: np.ndarray, n_keep: int, grid: bool) -> np.ndarray:
     kept_shape = block.shape[:n_keep]
     rows = block.reshape(int(np.prod(kept_shape, dtype=np.int64)), -1)
     function = grid_histogram if grid else uint16_histogram
-    hist = np.stack([function(row) for row in rows]) if len(rows) else np.zeros((0, 1))
+    if len(rows) == 1:
+        hist = function(rows[0])[None]  # (the usual case: one group per block) no copy
+    else:
+        hist = np.stack([function(row) for row in rows]) if len(rows) else np.zeros((0, 1))
     return hist.reshape(*kept_shape, *(1,) * (block.ndim - n_keep), hist.shape[-1])
 
 
