@@ -512,6 +512,13 @@ def test_steps_run_side_by_side_and_commit_as_they_complete(archive, tmp_path, m
     _assert_same(open_zarr(tmp_path / "c.zarr").compute(), _cube(archive).compute())
 
 
+def test_any_chunking_of_the_cube_is_stored_the_same(archive, tmp_path):
+    cube = _cube(archive)
+    odd = cube.copy(data=cube.data.rechunk((3, 2, 70, 100)))  # across steps and chunks
+    to_zarr(odd, tmp_path / "odd.zarr", progress=False)
+    _assert_same(open_zarr(tmp_path / "odd.zarr").compute(), cube.compute())
+
+
 def test_a_custom_scheduler_writes_one_step_after_the_other(archive, tmp_path):
     calls = []
 

@@ -333,6 +333,8 @@ def _on_store_grid(data: da.Array, store_chunks: tuple[int, ...]) -> da.Array:
         for axis in range(data.ndim)
         if np.any(np.cumsum(data.chunks[axis])[:-1] % store_chunks[axis])
     }
+    if any(size != 1 for size in data.chunks[0]):  # a write task fills one step's slot
+        misaligned[0] = 1
     return data.rechunk(misaligned) if misaligned else data
 
 
