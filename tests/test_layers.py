@@ -28,6 +28,7 @@ PURE = (
     "sentinel_cube.safe",
     "sentinel_cube.stac",
     "sentinel_cube._plan",
+    "sentinel_cube._warp",
     "sentinel_cube._cloud",
 )
 #: Libraries the pure layer must not need.
