@@ -55,6 +55,25 @@ def _offline(monkeypatch):
 
     monkeypatch.setattr(socket.socket, "connect", guarded(connect))
     monkeypatch.setattr(socket.socket, "connect_ex", guarded(connect_ex))
+    resolve = socket.getaddrinfo
+    own = {"localhost", socket.gethostname(), socket.getfqdn()}
+
+    def local_names_only(host, *args, **kwargs):
+        # a DNS query for another name would leave the machine before connect() is refused
+        name = host.decode() if isinstance(host, bytes) else host
+        if name and name not in own and not _is_ip(name):
+            raise AssertionError(f"a test tried to resolve {name!r}, a name off this machine")
+        return resolve(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", local_names_only)
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name.split("%")[0])
+    except ValueError:
+        return False
+    return True
 
 
 #: Where off-machine HTTP from code the socket guard cannot see goes: GDAL's libcurl,
