@@ -13,6 +13,7 @@ from rasterio.shutil import copy as rio_copy
 from _cube_helpers import nearest_dn
 from sentinel_cube import ProductError, SentinelCubeWarning
 from sentinel_cube._read import Source, read_source
+from sentinel_cube._tiles import TileCache
 from sentinel_cube.grid import Grid
 
 ORIGIN = (300000.0, 5300040.0)
@@ -192,6 +193,31 @@ def test_corrupt_file_names_the_path_or_is_skipped(band, tmp_path):
     assert (out == 0).all()
 
 
+class RecordingCache(TileCache):
+    """A tile cache that records every tile it decodes."""
+
+    def __init__(self):
+        super().__init__()
+        self.tiles: list[tuple[str, int, int]] = []
+
+    def _decode(self, file, shape, block, wanted, decode):
+        self.tiles += [(file[0], *tile) for tile in wanted]
+        return super()._decode(file, shape, block, wanted, decode)
+
+
+def _tiled_jp2(path, data, transform, crs="EPSG:32634"):
+    """A JP2 of 64 px tiles (GDAL's CreateCopy honours them)."""
+    with MemoryFile() as memory:
+        with memory.open(driver="GTiff", width=data.shape[1], height=data.shape[0], count=1,
+                         dtype="uint16", crs=crs, transform=transform) as tiff:  # fmt: skip
+            tiff.write(data, 1)
+            rio_copy(tiff, str(path), driver="JP2OpenJPEG", QUALITY="100", REVERSIBLE="YES",
+                     YCC="NO", BLOCKXSIZE=64, BLOCKYSIZE=64, RESOLUTIONS=4)  # fmt: skip
+    with rasterio.open(path) as dataset:
+        assert dataset.block_shapes[0] == (64, 64)
+    return Source(str(path), crs, transform, data.shape, "TEST")
+
+
 @pytest.mark.parametrize("factor", [1, 2])
 def test_inside_reads_only_the_file_tiles_holding_those_pixels(tmp_path, monkeypatch, factor):
     from sentinel_cube import _read
@@ -199,47 +225,56 @@ def test_inside_reads_only_the_file_tiles_holding_those_pixels(tmp_path, monkeyp
     rng = np.random.default_rng(7)
     data = rng.integers(1, 60000, size=(512, 512), dtype=np.uint16)
     transform = Affine(10.0, 0, ORIGIN[0], 0, -10.0, ORIGIN[1])
-    path = tmp_path / "tiled.jp2"
-    with MemoryFile() as memory:  # JP2 tiles of 64 px: GDAL's CreateCopy honours them
-        with memory.open(driver="GTiff", width=512, height=512, count=1, dtype="uint16",
-                         crs="EPSG:32634", transform=transform) as tiff:  # fmt: skip
-            tiff.write(data, 1)
-            rio_copy(tiff, str(path), driver="JP2OpenJPEG", QUALITY="100", REVERSIBLE="YES",
-                     YCC="NO", BLOCKXSIZE=64, BLOCKYSIZE=64, RESOLUTIONS=4)  # fmt: skip
-    source = Source(str(path), "EPSG:32634", transform, data.shape, "TEST")
-    with rasterio.open(source.path) as dataset:
-        assert dataset.block_shapes[0] == (64, 64)
+    source = _tiled_jp2(tmp_path / "tiled.jp2", data, transform)
     # a grid starting inside the first tile (not on a tile edge), 10 or 20 m pixels
     # whose edges fall on the file's tile edges (a 20 m pixel straddling two tiles needs
-    # both, and a part holding it decodes both)
+    # both)
     offset = 37 if factor == 1 else 38
     res = 10.0 * factor
     x0, y0 = ORIGIN[0] + 10 * offset, ORIGIN[1] - 10 * offset
     grid = Grid("EPSG:32634", Affine(res, 0, x0, 0, -res, y0), (440 // factor, 440 // factor))
     rows, cols = np.indices(grid.shape)
     inside = np.abs(rows - cols) <= 3  # a thin diagonal band of pixels
-    parts = []
-    real_read = _read._read
-
-    def recording(src, part, *args):
-        parts.append(part)
-        return real_read(src, part, *args)
-
-    monkeypatch.setattr(_read, "_read", recording)
+    cache = RecordingCache()
+    monkeypatch.setattr(_read, "TILE_CACHE", cache)
     got = read_source(source, grid, inside=inside)
-    everything = real_read(source, grid, Resampling.nearest, False)
+    first_read = list(cache.tiles)
+    everything = read_source(source, grid.window(0, grid.height, 0, grid.width))
     np.testing.assert_array_equal(got[inside], everything[inside])
     # expected independently: the file tiles (64 px lattice from the file's corner) under
     # the grid's pixels inside, as a set of (tile row, tile col)
     src_rows = (offset + (rows + 0.5) * factor) // 64
     src_cols = (offset + (cols + 0.5) * factor) // 64
     wanted = set(zip(src_rows[inside].tolist(), src_cols[inside].tolist(), strict=True))
-    seen = set()
-    for part in parts:
-        left, bottom, right, top = part.bounds
-        tile_cols = {int((left - ORIGIN[0]) // 640), int((right - ORIGIN[0] - 1e-6) // 640)}
-        tile_rows = {int((ORIGIN[1] - top) // 640), int((ORIGIN[1] - bottom - 1e-6) // 640)}
-        assert len(tile_cols) == len(tile_rows) == 1, part.bounds  # one file tile per part
-        seen.add((tile_rows.pop(), tile_cols.pop()))
-    assert seen == wanted and len(parts) == len(wanted) < 0.5 * 49
+    assert sorted((r, c) for _, r, c in first_read) == sorted(wanted)  # each once
+    assert len(wanted) < 0.5 * 49
     assert (got[~inside & (got != everything)] == 0).all()  # tiles not read stay no data
+
+
+def test_inside_of_a_reprojected_source_decodes_only_the_tiles_under_it(tmp_path, monkeypatch):
+    from pyproj import Transformer
+
+    from sentinel_cube import _read
+
+    rng = np.random.default_rng(8)
+    data = rng.integers(1, 60000, size=(640, 640), dtype=np.uint16)
+    transform = Affine(10.0, 0, 699960.0, 0, -10.0, 5300040.0)  # a zone 33 tile's corner
+    source = _tiled_jp2(tmp_path / "z33.jp2", data, transform, crs="EPSG:32633")
+    # a zone 34 grid over the middle of the file
+    x, y = Transformer.from_crs(32633, 32634, always_xy=True).transform(702000.0, 5297000.0)
+    grid = Grid("EPSG:32634", Affine(10, 0, round(x), 0, -10, round(y)), (300, 300))
+    rows, cols = np.indices(grid.shape)
+    inside = (np.abs(rows - 2 * cols + 150) <= 2) | (rows < 3)
+    cache = RecordingCache()
+    monkeypatch.setattr(_read, "TILE_CACHE", cache)
+    got = read_source(source, grid, inside=inside)
+    expected = nearest_dn(source.path, grid.transform, grid.crs, grid.shape)
+    np.testing.assert_array_equal(got[inside], expected[inside])
+    # expected independently: pyproj at each inside pixel's centre, then the 64 px tiles
+    gx, gy = grid.coords()
+    xx, yy = np.meshgrid(gx, gy)
+    sx, sy = Transformer.from_crs(32634, 32633, always_xy=True).transform(xx[inside], yy[inside])
+    wanted = set(zip(((5300040.0 - sy) // 640).astype(int).tolist(),
+                     ((sx - 699960.0) // 640).astype(int).tolist(), strict=True))  # fmt: skip
+    assert sorted((r, c) for _, r, c in cache.tiles) == sorted(wanted)
+    assert len(wanted) < 0.6 * 100

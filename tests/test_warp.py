@@ -40,3 +40,37 @@ def test_positions_do_not_depend_on_the_chunk():
         sub_rows, sub_cols = source_pixels(grid.window(r0, r1, c0, c1), "EPSG:32633", source)
         np.testing.assert_array_equal(sub_rows, rows[r0:r1, c0:c1])  # bit for bit
         np.testing.assert_array_equal(sub_cols, cols[r0:r1, c0:c1])
+
+
+def test_lattice_nodes_are_transformed_once_and_the_cache_keeps_its_budget(monkeypatch):
+    from collections import OrderedDict
+
+    from sentinel_cube import _warp
+
+    points = []
+    real = _warp._transformer("EPSG:32634", "EPSG:32633")
+
+    class Counting:
+        def transform(self, x, y):
+            points.append(np.size(x))
+            return real.transform(x, y)
+
+    monkeypatch.setattr(_warp, "_transformer", lambda src, dst: Counting())
+    monkeypatch.setattr(_warp, "_NODES", OrderedDict())
+    monkeypatch.setattr(_warp, "_nodes_bytes", 0)
+    source = Affine(10, 0, 699960, 0, -10, 5300040)
+    grid = Grid("EPSG:32634", Affine(10, 0, 170000, 0, -10, 5300000), (700, 900))
+    rows, cols = source_pixels(grid, "EPSG:32633", source)
+    first = sum(points)
+    assert first > 0
+    again = source_pixels(grid, "EPSG:32633", source)  # the same chunk at the next date
+    assert sum(points) == first
+    np.testing.assert_array_equal(again[0], rows)
+    # a tiny budget: blocks are dropped and transformed again, with the same results
+    monkeypatch.setattr(_warp, "NODE_CACHE_BYTES", 2 * _warp.NODE_BLOCK**2 * 16)
+    monkeypatch.setattr(_warp, "_NODES", OrderedDict())
+    monkeypatch.setattr(_warp, "_nodes_bytes", 0)
+    small = source_pixels(grid, "EPSG:32633", source)
+    assert _warp._nodes_bytes <= _warp.NODE_CACHE_BYTES
+    np.testing.assert_array_equal(small[0], rows)
+    np.testing.assert_array_equal(small[1], cols)

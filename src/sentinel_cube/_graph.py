@@ -201,6 +201,9 @@ def mosaic(
     bands are read with nearest from full-resolution pixels (:func:`read_rules`).
     With ``inside`` (a mask of the pixels inside the cube's AOI), the reader decodes
     only the JPEG 2000 tiles that hold such pixels, and pixels outside are no data.
+    Each product after the first is read only where the products before it left no
+    valid pixel (its ``inside``), so tiles it shares with them are decoded only where
+    they are needed.
     """
     units = cube.units
     fill = np.nan if units == "reflectance" else 0
@@ -211,8 +214,9 @@ def mosaic(
     saturated = False  # DN units: saturated pixels left in `out` that no product filled
     env = dict(cube.env)
     reader = cube.reader or read_source
+    needed = inside  # the pixels the next product must read (None: all)
     for source, offset, quantification in zip(sources, offsets, quantifications, strict=True):
-        options: dict[str, Any] = {} if inside is None else {"inside": inside}
+        options: dict[str, Any] = {} if needed is None else {"inside": needed}
         dn = reader(
             source,
             grid,
@@ -242,7 +246,11 @@ def mosaic(
             take = valid & ~filled
             np.copyto(out, values, where=take)
             filled |= take
-        if filled.all():
+        # the next products matter only where no product gave a valid pixel yet: their
+        # tiles under pixels already filled are never decoded (a pixel they would give
+        # there would be discarded anyway)
+        needed = ~filled if inside is None else inside & ~filled
+        if not needed.any():
             break
     if out is None:  # no source: a fill
         return np.full(grid.shape, fill, dtype=dtype)

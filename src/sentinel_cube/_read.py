@@ -60,6 +60,7 @@ from shapely.geometry.base import BaseGeometry
 
 from . import _cloud
 from ._source import Source, resampling_name, use_reduced_levels
+from ._tiles import TileCache
 from ._warp import source_pixels
 from .exceptions import ProductError, SentinelCubeWarning
 from .grid import Grid
@@ -134,8 +135,10 @@ ZIP_CACHE: dict[str, str | int | bool] = {"VSI_CACHE": True, "VSI_CACHE_SIZE": 8
 #: costs ~4 ms, reading a 64 x 64 window from an open one ~0.2 ms: tasks of the
 #: same file in the same thread reuse its handle. Handles never leave their
 #: thread (rasterio datasets are not thread-safe) and are keyed by the file's
-#: size and modification time, so a replaced file is opened afresh.
-MAX_OPEN_PER_THREAD = 8
+#: size and modification time, so a replaced file is opened afresh. A chunk reads
+#: every band of every product meeting it (4 bands x 4 overlapping products is 16
+#: files); an open full-size JP2 holds well under 1 MB once read (measured).
+MAX_OPEN_PER_THREAD = 32
 _LOCAL = threading.local()
 
 #: Error tolerance (in source pixels) of the warper's transformation. GDAL's usual
@@ -197,9 +200,10 @@ def read_source(
     try:
         with rasterio.Env(session=session, **settings), _http_statuses(statuses, remote):
             levels = use_reduced_levels(method, reduced_levels)
-            if inside is None or inside.all():
-                return _read(source, grid, method, levels)
-            return _read_inside(source, grid, method, levels, inside)
+            if inside is not None and not inside.any():
+                return np.zeros(grid.shape, dtype=np.uint16)
+            return _read(source, grid, method, levels, None if inside is None or inside.all()
+                         else inside)  # fmt: skip
     except (RasterioError, OSError, _WrongSize) as error:
         if isinstance(error, _WrongSize):
             problem = (
@@ -406,40 +410,95 @@ def _check_size(dataset: rasterio.io.DatasetReader, source: Source) -> None:
         )
 
 
-def _read(source: Source, grid: Grid, resampling: Resampling, reduced_levels: bool) -> np.ndarray:
+def _read(
+    source: Source,
+    grid: Grid,
+    resampling: Resampling,
+    reduced_levels: bool,
+    inside: np.ndarray | None = None,
+) -> np.ndarray:
+    """``source`` on ``grid``; with ``inside``, only the file's tiles under those pixels
+    are decoded (the other pixels may stay 0)."""
     out = np.zeros(grid.shape, dtype=np.uint16)
     if grid.height == 0 or grid.width == 0:
         return out
     if source.crs == grid.crs:
         factor = grid.resolution / source.resolution
         if _is_int(factor) and round(factor) >= 1 and grid.transform.e == -grid.transform.a:
-            if _decimated_read(source, grid, round(factor), out, resampling, reduced_levels):
+            if _decimated_read(source, grid, round(factor), out, resampling, reduced_levels,
+                               inside):  # fmt: skip
                 return out
         elif _is_int(1 / factor) and resampling == Resampling.nearest:
-            if _upsampled_read(source, grid, int(round(1 / factor)), out):
+            if _upsampled_read(source, grid, int(round(1 / factor)), out, inside):
                 return out
     if resampling == Resampling.nearest:
-        _nearest_read(source, grid, out)
-    else:
+        _nearest_read(source, grid, out, inside)
+    elif inside is None:
         _warped_read(source, grid, resampling, out)
+    else:
+        _warped_parts(source, grid, resampling, inside, out)
     return out
 
 
-def _read_inside(
-    source: Source, grid: Grid, resampling: Resampling, reduced_levels: bool, inside: np.ndarray
-) -> np.ndarray:
-    """Read only the parts of ``grid`` on the file's internal tiles that hold ``inside`` pixels."""
-    out = np.zeros(grid.shape, dtype=np.uint16)
-    if not inside.any():
-        return out
+def _warped_parts(
+    source: Source, grid: Grid, resampling: Resampling, inside: np.ndarray, out: np.ndarray
+) -> None:
+    """Warp only the parts of ``grid`` (cut along the file's tiles, approximately) that
+    hold ``inside`` pixels."""
     with _open(source.path) as dataset:
         block = dataset.block_shapes[0]
     for r0, r1, c0, c1 in tile_parts(source, grid, block):
         if inside[r0:r1, c0:c1].any():
-            out[r0:r1, c0:c1] = _read(
-                source, grid.window(r0, r1, c0, c1), resampling, reduced_levels
-            )
-    return out
+            _warped_read(source, grid.window(r0, r1, c0, c1), resampling, out[r0:r1, c0:c1])
+
+
+def _tiles_under(
+    mask: np.ndarray,
+    rows: tuple[np.ndarray, np.ndarray],
+    cols: tuple[np.ndarray, np.ndarray],
+    block: tuple[int, int],
+) -> set[tuple[int, int]]:
+    """The file's tiles (``(row, column)`` of its ``block``-sized tiles) that the ``True``
+    pixels of ``mask`` read: ``rows`` gives the first and last file row each row of
+    ``mask`` reads, ``cols`` the same for its columns.
+
+    Examples
+    --------
+    >>> mask = np.array([[False, True], [False, False]])
+    >>> first, last = np.array([0, 4]), np.array([3, 7])  # 4 file pixels per mask pixel
+    >>> sorted(_tiles_under(mask, (first, last), (first, last), (4, 4)))
+    [(0, 1)]
+    """
+    tile_rows = _spans(*rows, block[0])
+    tile_cols = _spans(*cols, block[1])
+    found = set()
+    for tile_row, r0, r1 in tile_rows:
+        line = np.asarray(mask[r0:r1].any(axis=0))  # one pass over the mask in all
+        for tile_col, c0, c1 in tile_cols:
+            if line[c0:c1].any():
+                found.add((tile_row, tile_col))
+    return found
+
+
+def _spans(first: np.ndarray, last: np.ndarray, size: int) -> list[tuple[int, int, int]]:
+    """``(tile, start, stop)``: the mask rows ``start:stop`` that read file tile ``tile``
+    (``first``/``last``: the first and last file row each mask row reads, increasing)."""
+    first_tile, last_tile = first // size, last // size
+    found = []
+    for tile in range(int(first_tile[0]), int(last_tile[-1]) + 1):
+        start = int(np.searchsorted(last_tile, tile, "left"))
+        stop = int(np.searchsorted(first_tile, tile, "right"))
+        if stop > start:
+            found.append((tile, start, stop))
+    return found
+
+
+def _tiles_of(rows: np.ndarray, cols: np.ndarray, block: tuple[int, int]) -> set[tuple[int, int]]:
+    """The ``block``-sized tiles holding the file pixels ``(rows, cols)`` (not empty)."""
+    found = np.zeros((int(rows.max()) // block[0] + 1, int(cols.max()) // block[1] + 1),
+                     dtype=bool)  # fmt: skip
+    found[rows // block[0], cols // block[1]] = True  # marks, not a sort: O(pixels)
+    return {(int(r), int(c)) for r, c in zip(*np.nonzero(found), strict=True)}
 
 
 def tile_parts(
@@ -525,6 +584,59 @@ def _open(path: str, **options: object) -> Iterator[rasterio.io.DatasetReader]:
         oldest.close()
 
 
+#: Decoded JPEG 2000 tiles of local files, shared by the threads of this process.
+TILE_CACHE = TileCache()
+#: Reads of selected tiles of other files (remote, or not JPEG 2000): nothing is kept.
+_PASS_THROUGH = TileCache(max_bytes=0)
+
+#: Files tiled in blocks larger than this (pixels) are read directly: a file stored as
+#: one huge tile would fill the cache with a single entry.
+_MAX_CACHED_BLOCK = 2048 * 2048
+
+
+def _window(
+    dataset: rasterio.io.DatasetReader,
+    path: str,
+    options: Mapping[str, object],
+    window: Window,
+    only: set[tuple[int, int]] | None = None,
+) -> np.ndarray:
+    """``dataset.read(1, window=window)``, through :data:`TILE_CACHE` for local JPEG 2000
+    files, so that tiles shared by neighbouring chunks are decoded once.
+
+    ``only``: the file's tiles (``(row, column)`` of its blocks) to decode; the pixels of
+    the others are 0.
+    """
+    block = dataset.block_shapes[0]
+    if (
+        window.width <= 0
+        or window.height <= 0
+        or (
+            only is None
+            and (dataset.driver != "JP2OpenJPEG" or block[0] * block[1] > _MAX_CACHED_BLOCK)
+        )
+    ):
+        return dataset.read(1, window=window)
+    signature = _signature(path)
+    cache = TILE_CACHE
+    if (
+        dataset.driver != "JP2OpenJPEG"
+        or signature == (-1, -1)  # remote, or not a file: no way to tell it was replaced
+        or block[0] * block[1] > _MAX_CACHED_BLOCK
+    ):
+        cache = _PASS_THROUGH
+    file = (path, tuple(sorted(options.items())), signature)
+    return cache.read(
+        file,
+        (dataset.height, dataset.width),
+        block,
+        window,
+        lambda w: dataset.read(1, window=w),
+        only,
+        dataset.dtypes[0],
+    )
+
+
 def _is_int(value: float) -> bool:
     return abs(value - round(value)) < _EPS
 
@@ -536,6 +648,7 @@ def _decimated_read(
     out: np.ndarray,
     resampling: Resampling,
     reduced_levels: bool,
+    inside: np.ndarray | None = None,
 ) -> bool:
     """Cases 1 and 2: output pixels are ``factor`` source pixels wide and aligned."""
     col = (grid.transform.c - source.transform.c) / source.resolution
@@ -575,11 +688,21 @@ def _decimated_read(
             math.ceil(source.shape[1] / scale),
             math.ceil(source.shape[0] / scale),
         ):  # not the level the file should have: read the full resolution instead
-            return _decimated_read(source, grid, factor, out, resampling, False)
+            return _decimated_read(source, grid, factor, out, resampling, False, inside)
+        only = None
+        if inside is not None:
+            first_r = window.row_off + np.arange(out_row1 - out_row0) * step
+            first_c = window.col_off + np.arange(out_col1 - out_col0) * step
+            only = _tiles_under(
+                inside[out_row0:out_row1, out_col0:out_col1],
+                (first_r, first_r + step - 1),
+                (first_c, first_c + step - 1),
+                dataset.block_shapes[0],
+            )
         if step > 1 and resampling == Resampling.average:
             # GDAL's resampled read costs ~4x a plain read of the same window (measured on
             # 1024 x 1024 windows of a full-size band): average the blocks in numpy
-            data = block_mean(dataset.read(1, window=window), step)
+            data = block_mean(_window(dataset, source.path, open_options, window, only), step)
         elif step > 1 and resampling != Resampling.nearest:
             data = dataset.read(
                 1,
@@ -588,7 +711,7 @@ def _decimated_read(
                 resampling=resampling,
             )
         else:
-            data = dataset.read(1, window=window)
+            data = _window(dataset, source.path, open_options, window, only)
             if step > 1:  # nearest: the pixel at the centre of each block, as GDAL picks it
                 data = data[step // 2 :: step, step // 2 :: step]
     out[out_row0:out_row1, out_col0:out_col1] = data
@@ -629,7 +752,9 @@ def _reduced_level(source: Source, factor: int, first_col: int, first_row: int) 
     return level
 
 
-def _upsampled_read(source: Source, grid: Grid, factor: int, out: np.ndarray) -> bool:
+def _upsampled_read(
+    source: Source, grid: Grid, factor: int, out: np.ndarray, inside: np.ndarray | None = None
+) -> bool:
     """Integer up-sampling with nearest (e.g. a 20 m band on a 10 m grid): repeat pixels."""
     col = (grid.transform.c - source.transform.c) / grid.resolution
     row = (source.transform.f - grid.transform.f) / grid.resolution
@@ -647,9 +772,18 @@ def _upsampled_read(source: Source, grid: Grid, factor: int, out: np.ndarray) ->
     src_col1, src_row1 = -(-fine_col1 // factor), -(-fine_row1 // factor)
     with _open(source.path) as dataset:
         _check_size(dataset, source)
-        data = dataset.read(
-            1, window=Window(src_col0, src_row0, src_col1 - src_col0, src_row1 - src_row0)
-        )
+        window = Window(src_col0, src_row0, src_col1 - src_col0, src_row1 - src_row0)
+        only = None
+        if inside is not None:
+            file_rows = np.arange(fine_row0, fine_row1) // factor
+            file_cols = np.arange(fine_col0, fine_col1) // factor
+            only = _tiles_under(
+                inside[out_row0:out_row1, out_col0:out_col1],
+                (file_rows, file_rows),
+                (file_cols, file_cols),
+                dataset.block_shapes[0],
+            )
+        data = _window(dataset, source.path, {}, window, only)
     fine = np.repeat(np.repeat(data, factor, axis=0), factor, axis=1)
     r0, c0 = fine_row0 - src_row0 * factor, fine_col0 - src_col0 * factor
     out[out_row0:out_row1, out_col0:out_col1] = fine[
@@ -658,7 +792,9 @@ def _upsampled_read(source: Source, grid: Grid, factor: int, out: np.ndarray) ->
     return True
 
 
-def _nearest_read(source: Source, grid: Grid, out: np.ndarray) -> None:
+def _nearest_read(
+    source: Source, grid: Grid, out: np.ndarray, inside: np.ndarray | None = None
+) -> None:
     """Case 3 with ``nearest``: each output pixel takes the source pixel holding its centre.
 
     The source window under the grid is decoded once and gathered with numpy at the
@@ -670,33 +806,57 @@ def _nearest_read(source: Source, grid: Grid, out: np.ndarray) -> None:
     found = _gather_plan(grid, source.crs, source.transform, source.shape)
     if found is None:
         return
-    window, inside, index = found
+    window, where, index = found
     with _open(source.path) as dataset:
         _check_size(dataset, source)
-        data = dataset.read(1, window=window)
-    out.ravel()[inside] = data.ravel().take(index)
+        only = None
+        if inside is not None:  # decode only the tiles under the pixels that matter
+            needed = index[inside.ravel() if where is None else inside.ravel()[where]]
+            if not needed.size:
+                return
+            file_rows = needed // int(window.width) + int(window.row_off)
+            file_cols = needed % int(window.width) + int(window.col_off)
+            only = _tiles_of(file_rows, file_cols, dataset.block_shapes[0])
+        data = _window(dataset, source.path, {}, window, only)
+    if where is None and data.dtype == out.dtype:
+        data.ravel().take(index, out=out.ravel())
+    elif where is None:  # a class band (uint8)
+        out.ravel()[:] = data.ravel().take(index)
+    else:
+        out.ravel()[where] = data.ravel().take(index)
 
 
 @functools.lru_cache(maxsize=4)
 def _gather_plan(
     grid: Grid, crs: str, transform: Any, shape: tuple[int, int]
-) -> tuple[Window, np.ndarray, np.ndarray] | None:
+) -> tuple[Window, np.ndarray | None, np.ndarray] | None:
     """The source window under ``grid``, the flat indices of the output pixels inside the
-    source and, for each, the flat index of its source pixel in that window."""
+    source (None: all of them) and, for each, the flat index of its source pixel in that
+    window."""
     rows, cols = source_pixels(grid, crs, transform)
-    row = np.floor(rows).astype(np.int32).ravel()  # band files are far below 2**31 pixels
-    col = np.floor(cols).astype(np.int32).ravel()
-    del rows, cols
+    np.floor(rows, out=rows)
+    np.floor(cols, out=cols)
     height, width = shape
-    keep = (row >= 0) & (row < height) & (col >= 0) & (col < width)
-    if not keep.any():
+    r0, r1, c0, c1 = rows.min(), rows.max(), cols.min(), cols.max()
+    if r1 < 0 or c1 < 0 or r0 >= height or c0 >= width:
         return None
-    inside = np.flatnonzero(keep)
-    row, col = row[inside], col[inside]
-    r0, c0 = int(row.min()), int(col.min())
-    window = Window(c0, r0, int(col.max()) - c0 + 1, int(row.max()) - r0 + 1)
-    index = (row - r0).astype(np.int64) * int(window.width) + (col - c0)
-    return window, inside, index
+    if r0 >= 0 and c0 >= 0 and r1 < height and c1 < width:  # all inside (most chunks)
+        inside = None
+        row, col = rows.ravel(), cols.ravel()
+    else:
+        keep = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
+        inside = np.flatnonzero(keep)
+        row, col = rows.ravel()[inside], cols.ravel()[inside]
+        r0, r1, c0, c1 = row.min(), row.max(), col.min(), col.max()
+    window = Window(int(c0), int(r0), int(c1 - c0) + 1, int(r1 - r0) + 1)
+    # the flat index in the window, exact in float64 (band files are far below 2**53
+    # pixels), then as the smallest integer type that holds it
+    row -= r0
+    row *= window.width
+    col -= c0
+    row += col
+    index_type = np.int32 if window.width * window.height < 2**31 else np.int64
+    return window, inside, row.astype(index_type)
 
 
 def _warped_read(source: Source, grid: Grid, resampling: Resampling, out: np.ndarray) -> None:

@@ -1,0 +1,238 @@
+"""Decoded JPEG 2000 tiles kept per process, so that no tile is decoded twice.
+
+A JPEG 2000 file decodes tile by tile: reading a window costs the whole of every tile
+it touches (measured: a 640 px window of 128 px tiles costs 5 x 5 tiles, the same
+window shifted by 60 px 6 x 6, 1.4x). Cube chunks fall on a product's tiles only for
+the first tile of a zone (other tiles of a zone sit 9,996 px apart, reprojected ones
+anywhere), so neighbouring chunks share the tiles along their edges, and each would
+decode them again. GDAL's block cache does not help: its JPEG 2000 driver decodes
+windows without it, and its cache lives in a file handle, which dask's threads cannot
+share (rasterio datasets are not thread-safe). Hence this small cache: decoded tiles
+keyed by file and tile, shared by the threads of a process, bounded in bytes, and a
+tile being decoded by one thread is waited for, not decoded again, by another.
+
+Only local files are cached (their size and modification time are part of the key,
+so a replaced file is read afresh); an object store's objects are read directly.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Any
+
+import numpy as np
+from rasterio.windows import Window
+
+__all__ = ["CACHE_BYTES", "TileCache", "tiles"]
+
+#: Bytes of decoded tiles kept per process (a 1024 x 1024 uint16 tile is 2 MiB): the
+#: tiles along the edges of a row of 2048 px chunks of a few products, enough for the
+#: neighbouring chunks dask runs next or at the same time. The environment variable
+#: ``SENTINEL_CUBE_TILE_CACHE_MB`` (read when this module is imported, on each worker)
+#: changes it; ``0`` turns the cache off.
+CACHE_BYTES = int(float(os.environ.get("SENTINEL_CUBE_TILE_CACHE_MB", 256)) * 2**20)
+
+#: ``decode(window)``: the uint16 pixels of a tile-aligned window of one file
+Decode = Callable[[Window], np.ndarray]
+
+
+class TileCache:
+    """Decoded tiles of files, keyed by ``(file key, tile row, tile column)``.
+
+    Parameters
+    ----------
+    max_bytes
+        Least recently used tiles are dropped beyond this size.
+
+    Examples
+    --------
+    >>> data = np.arange(30, dtype=np.uint16).reshape(5, 6)
+    >>> decoded = []
+    >>> def decode(w):
+    ...     decoded.append((w.row_off, w.col_off, w.height, w.width))
+    ...     return data[w.row_off : w.row_off + w.height, w.col_off : w.col_off + w.width]
+    >>> cache = TileCache(max_bytes=1000)
+    >>> cache.read("f", (5, 6), (2, 4), Window(3, 1, 2, 2), decode).tolist()
+    [[9, 10], [15, 16]]
+    >>> cache.read("f", (5, 6), (2, 4), Window(1, 2, 4, 1), decode).tolist()  # no decode
+    [[13, 14, 15, 16]]
+    >>> decoded  # one read of the two tiles under the first window
+    [(0, 0, 4, 6)]
+    """
+
+    def __init__(self, max_bytes: int = CACHE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._tiles: OrderedDict[Hashable, np.ndarray] = OrderedDict()
+        self._pending: dict[Hashable, threading.Event] = {}
+        self._lock = threading.Lock()
+        self._bytes = 0
+        #: tiles decoded since creation (for tests and benchmarks)
+        self.decoded = 0
+
+    def read(
+        self,
+        file: Hashable,
+        shape: tuple[int, int],
+        block: tuple[int, int],
+        window: Window,
+        decode: Decode,
+        only: set[tuple[int, int]] | None = None,
+        dtype: Any = np.uint16,
+    ) -> np.ndarray:
+        """The pixels of ``window`` (inside a file of ``shape`` tiled in ``block``
+        pixels), decoding through ``decode`` only the tiles not already held.
+
+        ``only``: the ``(tile row, tile column)`` to read; the pixels of the other tiles
+        under the window are 0 (of ``dtype`` when no tile is read).
+        """
+        row0, col0 = int(window.row_off), int(window.col_off)
+        row1, col1 = row0 + int(window.height), col0 + int(window.width)
+        wanted = tiles(block, row0, row1, col0, col1)
+        if only is not None:
+            wanted = [tile for tile in wanted if tile in only]
+        found: dict[tuple[int, int], np.ndarray] = {}
+        mine: list[tuple[int, int]] = []
+        others: dict[tuple[int, int], threading.Event] = {}
+        with self._lock:
+            for tile in wanted:
+                key = (file, *tile)
+                if (array := self._tiles.get(key)) is not None:
+                    self._tiles.move_to_end(key)
+                    found[tile] = array
+                elif (event := self._pending.get(key)) is not None:
+                    others[tile] = event
+                else:
+                    self._pending[key] = threading.Event()
+                    mine.append(tile)
+        if mine:
+            try:
+                found.update(self._decode(file, shape, block, mine, decode))
+            finally:  # decoded or failed: whoever waits for these tiles goes on
+                with self._lock:
+                    for tile in mine:
+                        self._pending.pop((file, *tile)).set()
+        for tile, event in others.items():
+            event.wait()
+            with self._lock:
+                array = self._tiles.get((file, *tile))
+            if array is None:  # its decode failed (or it was already dropped): decode it here
+                array = self._decode(file, shape, block, [tile], decode)[tile]
+            found[tile] = array
+        if not found:
+            return np.zeros((row1 - row0, col1 - col0), dtype=dtype)
+        dtype = next(iter(found.values())).dtype
+        out = (np.empty if only is None else np.zeros)((row1 - row0, col1 - col0), dtype=dtype)
+        height, width = block
+        for (tile_row, tile_col), array in found.items():
+            top, left = tile_row * height, tile_col * width
+            r0, r1 = max(row0, top), min(row1, top + array.shape[0])
+            c0, c1 = max(col0, left), min(col1, left + array.shape[1])
+            out[r0 - row0 : r1 - row0, c0 - col0 : c1 - col0] = array[
+                r0 - top : r1 - top, c0 - left : c1 - left
+            ]
+        return out
+
+    def _decode(
+        self,
+        file: Hashable,
+        shape: tuple[int, int],
+        block: tuple[int, int],
+        wanted: list[tuple[int, int]],
+        decode: Decode,
+    ) -> dict[tuple[int, int], np.ndarray]:
+        """Decode ``wanted`` tiles, one read per rectangle of them, and keep them."""
+        height, width = block
+        result: dict[tuple[int, int], np.ndarray] = {}
+        for tr0, tr1, tc0, tc1 in rectangles(wanted):
+            group = [(r, c) for r in range(tr0, tr1) for c in range(tc0, tc1)]
+            top, left = tr0 * height, tc0 * width
+            bottom, right = min(shape[0], tr1 * height), min(shape[1], tc1 * width)
+            data = decode(Window(left, top, right - left, bottom - top))
+            for tile_row, tile_col in group:
+                r0, c0 = tile_row * height - top, tile_col * width - left
+                tile = data[r0 : r0 + height, c0 : c0 + width].copy()  # not a view of `data`
+                tile.flags.writeable = False
+                result[(tile_row, tile_col)] = tile
+        self._keep(file, result)
+        return result
+
+    def _keep(self, file: Hashable, decoded: dict[tuple[int, int], np.ndarray]) -> None:
+        with self._lock:
+            self.decoded += len(decoded)
+            for tile, array in decoded.items():
+                key = (file, *tile)
+                if (old := self._tiles.pop(key, None)) is not None:
+                    self._bytes -= old.nbytes
+                self._tiles[key] = array
+                self._bytes += array.nbytes
+            while self._bytes > self.max_bytes and self._tiles:
+                _, dropped = self._tiles.popitem(last=False)
+                self._bytes -= dropped.nbytes
+
+    def clear(self) -> None:
+        """Drop every tile held."""
+        with self._lock:
+            self._tiles.clear()
+            self._bytes = 0
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the tiles held."""
+        return self._bytes
+
+
+def tiles(
+    block: tuple[int, int], row0: int, row1: int, col0: int, col1: int
+) -> list[tuple[int, int]]:
+    """``(tile row, tile column)`` of the ``block``-sized tiles under rows ``row0:row1``
+    and columns ``col0:col1``.
+
+    Examples
+    --------
+    >>> tiles((1024, 1024), 1000, 1100, 0, 2048)
+    [(0, 0), (0, 1), (1, 0), (1, 1)]
+    """
+    height, width = block
+    return [
+        (r, c)
+        for r in range(row0 // height, (row1 - 1) // height + 1)
+        for c in range(col0 // width, (col1 - 1) // width + 1)
+    ]
+
+
+def rectangles(wanted: list[tuple[int, int]]) -> list[tuple[int, int, int, int]]:
+    """``(row0, row1, col0, col1)`` rectangles of tiles covering exactly ``wanted``: runs
+    of neighbouring tiles in a row, merged with the same run in the rows below.
+
+    Each rectangle is one decode call (a call costs ~0.4 ms beyond its tiles).
+
+    Examples
+    --------
+    >>> rectangles([(0, 1), (0, 2), (1, 1), (1, 2), (2, 0), (2, 1), (2, 2)])
+    [(0, 2, 1, 3), (2, 3, 0, 3)]
+    """
+    runs: dict[int, list[tuple[int, int]]] = {}
+    for row in sorted({r for r, _ in wanted}):
+        cols = sorted(c for r, c in wanted if r == row)
+        start = previous = cols[0]
+        for col in cols[1:]:
+            if col != previous + 1:
+                runs.setdefault(row, []).append((start, previous + 1))
+                start = col
+            previous = col
+        runs.setdefault(row, []).append((start, previous + 1))
+    open_runs: dict[tuple[int, int], int] = {}  # run -> its first row, while it continues
+    found = []
+    last_row = -2
+    for row, current in sorted(runs.items()):
+        for run in list(open_runs):
+            if row != last_row + 1 or run not in current:
+                found.append((open_runs.pop(run), last_row + 1, *run))
+        for run in current:
+            open_runs.setdefault(run, row)
+        last_row = row
+    found += [(first, last_row + 1, *run) for run, first in open_runs.items()]
+    return sorted(found)
