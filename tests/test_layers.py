@@ -40,6 +40,7 @@ HEAVY = ("rasterio", "dask", "distributed", "xarray", "rioxarray", "zarr")
 #: synthetic archive generator (it writes JP2 files).
 RASTERIO_ALLOWED = {
     "_read.py",
+    "_tiles.py",
     "safe/_georef.py",
     "export.py",
     "store.py",
