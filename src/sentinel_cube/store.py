@@ -117,7 +117,7 @@ def to_zarr(
     mode: str = "a",
     *,
     codec: str = "zstd",
-    level: int = 3,
+    level: int = 1,
     shards: int | None = None,
     progress: bool | Callable[[int, int], None] = True,
     lock_timeout: float = 600.0,
@@ -139,7 +139,11 @@ def to_zarr(
         ingest twice writes nothing the second time. ``"w"``: replace any store.
         ``"w-"``: fail if the store exists.
     codec, level
-        Blosc compressor (``"zstd"``, ``"lz4"``...) and level, with byte shuffle.
+        Blosc compressor (``"zstd"``, ``"lz4"``...) and level, with bit shuffle for
+        float32 and byte shuffle for integers. Level 1: on float32 reflectance, whose
+        low mantissa bits are noise, zstd level 3 compresses ~1 % smaller at 1.6x the
+        CPU (measured on a textured field with sensor noise and on the synthetic
+        archive); DN (uint16) stores gain ~1 % more from higher levels.
     shards
         Optional shard side in pixels (a multiple of the chunk side): fewer,
         larger files for object stores. Each write task then writes one whole
