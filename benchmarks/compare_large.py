@@ -69,6 +69,7 @@ import os
 import platform
 import shutil
 import signal
+import statistics
 import sys
 import tempfile
 import time
@@ -277,7 +278,39 @@ def _ratios(summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "best_peer": best["method"],
         "ours_vs_best_peer_wall": best["seconds"] / ours["seconds"],
         "ours_vs_best_peer_cpu": best["cpu_seconds"] / ours["cpu_seconds"],
+        "per_round": _round_ratios(summaries),
     }
+
+
+def _round_ratios(summaries: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """Medians over rounds of each round's ratios: sentinel_cube against the decode limit
+    and against the best peer *of that round and metric*.
+
+    Rounds are interleaved, so a round's methods ran within a minute or two of each
+    other; this machine's speed drifts by up to ~25 % over minutes (in CPU seconds as
+    well as wall seconds), and a ratio within a round cancels the drift that a ratio of
+    medians over all rounds keeps.
+    """
+
+    def ok(name: str) -> list[dict[str, Any]]:
+        return [r for r in summaries.get(name, {}).get("runs", []) if "seconds" in r]
+
+    ours = ok("sentinel_cube")
+    found: dict[str, float] = {}
+    for key, metric in (("seconds", "wall"), ("cpu_seconds", "cpu")):
+        limit = ok("gdal")
+        if limit:
+            found[f"vs_decode_{metric}"] = statistics.median(
+                g[key] / o[key] for g, o in zip(limit, ours, strict=False)
+            )
+        rounds = [
+            min(runs[i][key] for runs in (ok(p) for p in PEERS) if len(runs) > i) / o[key]
+            for i, o in enumerate(ours)
+            if any(len(ok(p)) > i for p in PEERS)
+        ]
+        if rounds:
+            found[f"vs_best_peer_{metric}"] = statistics.median(rounds)
+    return found
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -314,6 +347,21 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(
             f"- sentinel_cube / decode limit: {ours['vs_decode_wall']:.2f} by wall time, "
             f"{ours['vs_decode_cpu']:.2f} by CPU time (target >= 0.9)"
+        )
+    per_round = ratios.get("per_round") or {}
+    if per_round:
+        parts = [
+            f"sentinel_cube / {label}: {per_round[f'{key}_wall']:.2f} by wall time, "
+            f"{per_round[f'{key}_cpu']:.2f} by CPU time"
+            for key, label in (
+                ("vs_decode", "decode limit"),
+                ("vs_best_peer", "the best peer of each round"),
+            )  # fmt: skip
+            if f"{key}_wall" in per_round
+        ]
+        lines.append(
+            "- the same, as medians of each round's ratios (rounds are interleaved: this "
+            "cancels the machine's drift between rounds): " + "; ".join(parts)
         )
     shape = config["shape"]
     lines.append(

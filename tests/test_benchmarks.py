@@ -246,6 +246,29 @@ def test_compare_large_runs_every_method_once(bench_package: ModuleType, tmp_pat
     assert "| decode limit: raw GDAL reads" in report["markdown"]
 
 
+def test_compare_large_ratios_per_round(bench_package: ModuleType) -> None:
+    """Per-round ratios pair each round's runs and take the best peer of each round and
+    metric; the machine's drift (a slow round for every method) cancels."""
+    large = importlib.import_module("benchmarks.compare_large")
+
+    def runs(*pairs):
+        return {"runs": [{"seconds": w, "cpu_seconds": c} for w, c in pairs]}
+
+    summaries = {  # round 2 is twice as slow for everyone
+        "sentinel_cube": runs((10, 18), (20, 36), (10, 18)),
+        "gdal": runs((8, 16), (16, 32), (8, 16)),
+        "odc_stac": runs((12, 20), (24, 40), (13, 19)),
+        "stackstac": runs((11, 21), (26, 42), (12, 22)),
+    }
+    found = large._round_ratios(summaries)
+    assert found["vs_decode_wall"] == pytest.approx(0.8)
+    assert found["vs_decode_cpu"] == pytest.approx(16 / 18)
+    # wall: best peers 11, 24, 12 -> 1.1, 1.2, 1.2; CPU: 20, 40, 19 -> 1.111, 1.111, 1.056
+    assert found["vs_best_peer_wall"] == pytest.approx(1.2)
+    assert found["vs_best_peer_cpu"] == pytest.approx(20 / 18)
+    assert large._round_ratios({"sentinel_cube": runs((10, 18))}) == {}
+
+
 def test_compare_large_grid_and_exact_region(bench_package: ModuleType) -> None:
     """The large comparison's grid and exact region at 100 m pixels, from tile geometry
     alone (MGRS corners and pyproj, no archive)."""
