@@ -274,3 +274,22 @@ def test_rectangles_cover_the_wanted_tiles_exactly_once():
             covered[r0:r1, c0:c1] += 1
         np.testing.assert_array_equal(covered, chosen.astype(int))
     assert rectangles([(r, c) for r in range(3) for c in range(4)]) == [(0, 3, 0, 4)]
+
+
+def test_the_budget_follows_the_setting_the_worker_and_the_machine(monkeypatch):
+    from distributed import Client, LocalCluster
+
+    from sentinel_cube._tiles import MAX_CACHE_BYTES, MIN_CACHE_BYTES, default_budget
+
+    monkeypatch.setenv("SENTINEL_CUBE_TILE_CACHE_MB", "0")
+    assert default_budget() == 0 and TileCache().max_bytes == 0
+    monkeypatch.setenv("SENTINEL_CUBE_TILE_CACHE_MB", "12.5")
+    assert default_budget() == 12.5 * 2**20
+    monkeypatch.delenv("SENTINEL_CUBE_TILE_CACHE_MB")
+    machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert default_budget() == max(MIN_CACHE_BYTES, min(MAX_CACHE_BYTES, machine // 20))
+    # on a worker: an eighth of its memory limit
+    options = dict(protocol="tcp", host="127.0.0.1", memory_limit="2GiB", dashboard_address=None)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, **options) as cluster:
+        with Client(cluster) as client:
+            assert client.submit(default_budget, pure=False).result() == 2 * 2**30 // 8
