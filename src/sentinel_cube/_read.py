@@ -608,23 +608,17 @@ def _window(
     the others are 0.
     """
     block = dataset.block_shapes[0]
-    if (
-        window.width <= 0
-        or window.height <= 0
-        or (
-            only is None
-            and (dataset.driver != "JP2OpenJPEG" or block[0] * block[1] > _MAX_CACHED_BLOCK)
-        )
-    ):
+    if window.width <= 0 or window.height <= 0:
         return dataset.read(1, window=window)
     signature = _signature(path)
-    cache = TILE_CACHE
-    if (
-        dataset.driver != "JP2OpenJPEG"
-        or signature == (-1, -1)  # remote, or not a file: no way to tell it was replaced
-        or block[0] * block[1] > _MAX_CACHED_BLOCK
-    ):
-        cache = _PASS_THROUGH
+    cached = (
+        dataset.driver == "JP2OpenJPEG"
+        and signature != (-1, -1)  # remote, or not a file: no way to tell it was replaced
+        and block[0] * block[1] <= _MAX_CACHED_BLOCK
+    )
+    if not cached and only is None:
+        return dataset.read(1, window=window)
+    cache = TILE_CACHE if cached else _PASS_THROUGH
     file = (path, tuple(sorted(options.items())), signature)
     return cache.read(
         file,

@@ -217,12 +217,6 @@ class TileCache:
                 _, dropped = self._tiles.popitem(last=False)
                 self._bytes -= dropped.nbytes
 
-    def clear(self) -> None:
-        """Drop every tile held."""
-        with self._lock:
-            self._tiles.clear()
-            self._bytes = 0
-
     @property
     def nbytes(self) -> int:
         """Bytes of the tiles held."""
