@@ -36,8 +36,9 @@ __all__ = ["CLASS_BANDS", "CubeReader", "Reader", "clipped_array", "cube_array",
 class Reader(Protocol):
     """Reads one source band onto a grid as uint16 DN with 0 for no data.
 
-    ``inside`` (passed only for clipped cubes): the pixels that matter; the rest may
-    be left 0 unread.
+    ``inside`` (passed for clipped cubes, and for every product of a mosaic after the
+    first: the pixels the products before it left without a valid value): the pixels
+    that matter; the rest may be left 0 unread.
     """
 
     def __call__(
