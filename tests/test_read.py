@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
+from pyproj import Transformer
 from rasterio.enums import Resampling
 from rasterio.io import MemoryFile
 from rasterio.shutil import copy as rio_copy
@@ -278,3 +279,42 @@ def test_inside_of_a_reprojected_source_decodes_only_the_tiles_under_it(tmp_path
                      ((sx - 699960.0) // 640).astype(int).tolist(), strict=True))  # fmt: skip
     assert sorted((r, c) for _, r, c in cache.tiles) == sorted(wanted)
     assert len(wanted) < 0.6 * 100
+
+
+@pytest.mark.parametrize("partly_outside", [False, True])
+def test_gather_plans_are_computed_once_per_chunk_and_source_grid(
+    tmp_path, monkeypatch, partly_outside
+):
+    """Two dates of one tile share their georeference: the same chunk of the second date
+    (and of every band) reuses the first date's plan; a budget too small for any plan
+    computes it again each time, with the same pixels."""
+    import cachetools
+
+    from sentinel_cube import _read
+
+    rng = np.random.default_rng(9)
+    transform = Affine(10.0, 0, 699960.0, 0, -10.0, 5300040.0)  # a zone 33 tile's corner
+    dates = [
+        _tiled_jp2(
+            tmp_path / f"d{i}.jp2",
+            rng.integers(1, 60000, (400, 400), dtype=np.uint16),
+            transform,
+            crs="EPSG:32633",
+        )  # fmt: skip
+        for i in range(2)
+    ]
+    corner = (699000.0, 5301000.0) if partly_outside else (700500.0, 5299500.0)
+    x, y = Transformer.from_crs(32633, 32634, always_xy=True).transform(*corner)
+    grid = Grid("EPSG:32634", Affine(10, 0, round(x), 0, -10, round(y)), (150, 170))
+    calls = []
+    real = _read.source_pixels
+    monkeypatch.setattr(_read, "source_pixels", lambda *a: calls.append(a) or real(*a))
+    for budget, planned in ((2**30, 1), (1, 4)):
+        monkeypatch.setattr(_read, "_PLANS", cachetools.LRUCache(budget, getsizeof=_read._nbytes))
+        calls.clear()
+        for source in dates + dates:  # two dates, two bands each
+            expected = nearest_dn(source.path, grid.transform, grid.crs, grid.shape)
+            got = read_source(source, grid)
+            assert (got == 0).any() == partly_outside
+            np.testing.assert_array_equal(got, expected)
+        assert len(calls) == planned

@@ -43,9 +43,12 @@ def test_positions_do_not_depend_on_the_chunk():
 
 
 def test_lattice_nodes_are_transformed_once_and_the_cache_keeps_its_budget(monkeypatch):
-    from collections import OrderedDict
+    import cachetools
 
     from sentinel_cube import _warp
+
+    def fresh(budget):
+        return cachetools.LRUCache(budget, getsizeof=lambda xy: xy[0].nbytes + xy[1].nbytes)
 
     points = []
     real = _warp._transformer("EPSG:32634", "EPSG:32633")
@@ -56,8 +59,7 @@ def test_lattice_nodes_are_transformed_once_and_the_cache_keeps_its_budget(monke
             return real.transform(x, y)
 
     monkeypatch.setattr(_warp, "_transformer", lambda src, dst: Counting())
-    monkeypatch.setattr(_warp, "_NODES", OrderedDict())
-    monkeypatch.setattr(_warp, "_nodes_bytes", 0)
+    monkeypatch.setattr(_warp, "_NODES", fresh(_warp.NODE_CACHE_BYTES))
     source = Affine(10, 0, 699960, 0, -10, 5300040)
     grid = Grid("EPSG:32634", Affine(10, 0, 170000, 0, -10, 5300000), (700, 900))
     rows, cols = source_pixels(grid, "EPSG:32633", source)
@@ -67,10 +69,12 @@ def test_lattice_nodes_are_transformed_once_and_the_cache_keeps_its_budget(monke
     assert sum(points) == first
     np.testing.assert_array_equal(again[0], rows)
     # a tiny budget: blocks are dropped and transformed again, with the same results
-    monkeypatch.setattr(_warp, "NODE_CACHE_BYTES", 2 * _warp.NODE_BLOCK**2 * 16)
-    monkeypatch.setattr(_warp, "_NODES", OrderedDict())
-    monkeypatch.setattr(_warp, "_nodes_bytes", 0)
+    monkeypatch.setattr(_warp, "_NODES", fresh(2 * _warp.NODE_BLOCK**2 * 16))
+    before = sum(points)
     small = source_pixels(grid, "EPSG:32633", source)
-    assert _warp._nodes_bytes <= _warp.NODE_CACHE_BYTES
+    assert 0 < _warp._NODES.currsize <= _warp._NODES.maxsize
+    assert len(_warp._NODES) == 2  # the last two blocks
+    source_pixels(grid, "EPSG:32633", source)
+    assert sum(points) - before == 2 * first  # every block transformed again each time
     np.testing.assert_array_equal(small[0], rows)
     np.testing.assert_array_equal(small[1], cols)

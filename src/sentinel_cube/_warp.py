@@ -19,8 +19,8 @@ from __future__ import annotations
 import functools
 import math
 import threading
-from collections import OrderedDict
 
+import cachetools
 import numpy as np
 from affine import Affine
 from pyproj import Transformer
@@ -42,9 +42,11 @@ LATTICE = 80.0
 #: costs ~0.2 us per node, about half the rest of a chunk's gather plan.
 NODE_BLOCK = 64
 NODE_CACHE_BYTES = 64 * 2**20
-_NODES: OrderedDict[tuple[object, ...], tuple[np.ndarray, np.ndarray]] = OrderedDict()
+# cachetools' byte-bounded LRU; it is not thread-safe by itself, hence the lock
+_NODES: cachetools.LRUCache[tuple[object, ...], tuple[np.ndarray, np.ndarray]] = (
+    cachetools.LRUCache(NODE_CACHE_BYTES, getsizeof=lambda xy: xy[0].nbytes + xy[1].nbytes)
+)
 _NODES_LOCK = threading.Lock()
-_nodes_bytes = 0
 
 
 @functools.lru_cache(maxsize=32)
@@ -121,15 +123,12 @@ def _lattice(
 def _node_block(
     grid_crs: str, crs: str, step: float, bx: int, by: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One block of lattice nodes in ``crs`` (a byte-bounded LRU; no library offers one
-    keyed like this that is safe across dask's threads)."""
-    global _nodes_bytes
+    """One block of lattice nodes in ``crs``, kept in :data:`_NODES`."""
     key = (grid_crs, crs, step, bx, by)
     with _NODES_LOCK:
-        found = _NODES.pop(key, None)
-        if found is not None:
-            _NODES[key] = found
-            return found
+        found = _NODES.get(key)
+    if found is not None:
+        return found
     k = np.arange(NODE_BLOCK)
     x, y = np.meshgrid((bx * NODE_BLOCK + k) * step, (by * NODE_BLOCK + k) * step)
     if grid_crs != crs:
@@ -137,8 +136,4 @@ def _node_block(
     x.flags.writeable = y.flags.writeable = False
     with _NODES_LOCK:
         _NODES[key] = (x, y)
-        _nodes_bytes += x.nbytes + y.nbytes
-        while _nodes_bytes > NODE_CACHE_BYTES:
-            _, (old_x, old_y) = _NODES.popitem(last=False)
-            _nodes_bytes -= old_x.nbytes + old_y.nbytes
     return x, y
