@@ -56,10 +56,14 @@ def test_round_trip_is_exact(archive, tmp_path):
     assert back.chunks[2][0] == 128  # chunked like the cube
     meta = json.loads((tmp_path / "c.zarr" / "reflectance" / "zarr.json").read_text())
     assert meta["zarr_format"] == 3
-    assert any(c["name"] == "blosc" for c in meta["codecs"])  # compressed
+    blosc = [c["configuration"] for c in meta["codecs"] if c["name"] == "blosc"]
+    assert [(b["cname"], b["clevel"], b["shuffle"]) for b in blosc] == [("lz4", 5, "bitshuffle")]
     dn = _cube(archive, units="dn")
-    to_zarr(dn, tmp_path / "dn.zarr", progress=False, codec="lz4")
+    to_zarr(dn, tmp_path / "dn.zarr", progress=False, codec="zstd")
     _assert_same(open_zarr(tmp_path / "dn.zarr").compute(), dn.compute())
+    meta = json.loads((tmp_path / "dn.zarr" / "dn" / "zarr.json").read_text())
+    blosc = [c["configuration"] for c in meta["codecs"] if c["name"] == "blosc"]
+    assert [(b["cname"], b["clevel"], b["shuffle"]) for b in blosc] == [("zstd", 1, "bitshuffle")]
 
 
 def test_second_run_writes_nothing(archive, tmp_path):
@@ -530,3 +534,30 @@ def test_a_custom_scheduler_writes_one_step_after_the_other(archive, tmp_path):
         report = to_zarr(_cube(archive), tmp_path / "c.zarr", progress=False)
     assert len(report.written) == len(DATES) and len(calls) >= len(DATES)
     _assert_same(open_zarr(tmp_path / "c.zarr").compute(), _cube(archive).compute())
+
+
+def test_a_fresh_cube_off_the_store_grid_reads_the_store_chunks_directly(archive, tmp_path):
+    """A cube's chunks follow its first product's JP2 tiles, the store's start at its
+    corner: each write task then reads its own store chunk (no rechunk: no reads of up to
+    four blocks cut and joined in memory), with the same pixels; anything other than a
+    fresh cube is rechunked."""
+    from sentinel_cube.store import _on_store_grid
+
+    cube = _cube(archive)
+    left, bottom, right, top = cube.rio.bounds()
+    shifted = _cube(archive, bounds=(left + 3 * 300, bottom, right, top - 5 * 300))
+    assert shifted.data.chunks[2][0] != 128 and shifted.data.chunks[3][0] != 128
+    data = shifted.data
+    expected = data.compute(scheduler="sync")
+    store_chunks = (1, 1, 128, 128)
+    on_grid = _on_store_grid(data, store_chunks)
+    assert not any("rechunk" in name for name in on_grid.dask.layers)
+    assert on_grid.chunks[2][:-1] == (128,) * (len(on_grid.chunks[2]) - 1)
+    assert on_grid.chunks[3][:-1] == (128,) * (len(on_grid.chunks[3]) - 1)
+    assert len(on_grid.dask) == on_grid.npartitions + 1  # one read per block (+ the reader)
+    np.testing.assert_array_equal(on_grid.compute(scheduler="sync"), expected)
+    changed = _on_store_grid(data * 1, store_chunks)
+    assert any("rechunk" in name for name in changed.dask.layers)
+    np.testing.assert_array_equal(changed.compute(scheduler="sync"), expected)
+    to_zarr(shifted, tmp_path / "s.zarr", progress=False)
+    _assert_same(open_zarr(tmp_path / "s.zarr").compute(), shifted.compute())

@@ -24,13 +24,21 @@ from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
 from ._plan import CubePlan, chunk_members
-from ._radiometry import NODATA_DN, SATURATED_DN, harmonize_dn, to_reflectance
+from ._radiometry import NODATA_DN, SATURATED_DN, harmonize_dn, invalid_dn, to_reflectance
 from ._read import pixels_inside, read_source
 from ._source import Source, read_rules
 from .bands import CLASS_BANDS
 from .grid import Grid
 
-__all__ = ["CLASS_BANDS", "CubeReader", "Reader", "clipped_array", "cube_array", "mosaic"]
+__all__ = [
+    "CLASS_BANDS",
+    "CubeReader",
+    "Reader",
+    "clipped_array",
+    "cube_array",
+    "mosaic",
+    "reread_array",
+]
 
 
 class Reader(Protocol):
@@ -131,7 +139,7 @@ class CubeReader:
                 out[i] = fill
                 continue
             for j, b in enumerate(bands):
-                out[i, j] = mosaic(
+                mosaic(
                     self.bands[b],
                     [step.files[m][b] for m in members],
                     [step.offsets[m][b] for m in members],
@@ -139,6 +147,7 @@ class CubeReader:
                     grid,
                     self,
                     inside,
+                    out=out[i, j],
                 )
         return out
 
@@ -158,14 +167,38 @@ def clipped_array(data: da.Array, aoi: BaseGeometry, all_touched: bool) -> da.Ar
     cube, a cube from a store, a cube already sliced or transformed) gives None: the
     caller masks the pixels instead.
     """
-    reader = data.dask.layers.get(f"original-{data.name}")
-    if set(data.dask.layers) != {data.name, f"original-{data.name}"} or reader is None:
-        return None
-    source = dict(reader).get(f"original-{data.name}")
-    if not isinstance(source, CubeReader) or source.shape != data.shape or source.aoi is not None:
+    source = _fresh_reader(data)
+    if source is None or source.aoi is not None:
         return None
     name = "sentinel-cube-clip-" + tokenize(data.name, shapely.to_wkb(aoi), all_touched)
     return _from_reader(source.clipped(aoi, all_touched), data.chunks, name)
+
+
+def reread_array(data: da.Array, chunks: tuple[tuple[int, ...], ...]) -> da.Array | None:
+    """``data`` in other ``chunks``, each block reading its own window, when ``data`` is a
+    cube fresh from :func:`cube_array` (or :func:`clipped_array`); else None.
+
+    A rechunk would read the cube's blocks and cut and join them in memory (a copy of
+    every pixel, and for a block straddling the old chunk lines, reads of up to four
+    blocks); reading the new windows directly costs no more decoding, since the JPEG
+    2000 tiles neighbouring windows share are decoded once (:mod:`sentinel_cube._tiles`).
+    """
+    source = _fresh_reader(data)
+    if source is None:
+        return None
+    name = "sentinel-cube-reread-" + tokenize(data.name, chunks)
+    return _from_reader(source, chunks, name)
+
+
+def _fresh_reader(data: da.Array) -> CubeReader | None:
+    """The :class:`CubeReader` ``data`` reads from, if nothing was done to it since."""
+    layer = data.dask.layers.get(f"original-{data.name}")
+    if set(data.dask.layers) != {data.name, f"original-{data.name}"} or layer is None:
+        return None
+    source = dict(layer).get(f"original-{data.name}")
+    if not isinstance(source, CubeReader) or source.shape != data.shape:
+        return None
+    return source
 
 
 def _from_reader(cube: CubeReader, chunks: Any, name: str) -> da.Array:
@@ -193,6 +226,7 @@ def mosaic(
     grid: Grid,
     cube: CubeReader,
     inside: np.ndarray | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Mosaic one band's sources in order (first valid pixel wins) onto ``grid``.
 
@@ -204,19 +238,23 @@ def mosaic(
     only the JPEG 2000 tiles that hold such pixels, and pixels outside are no data.
     Each product after the first is read only where the products before it left no
     valid pixel (its ``inside``), so tiles it shares with them are decoded only where
-    they are needed.
+    they are needed. ``out``: the array of ``grid``'s shape to write into (returned).
     """
     units = cube.units
     fill = np.nan if units == "reflectance" else 0
     dtype = np.float32 if units == "reflectance" else np.uint16
+    if out is None:
+        out = np.empty(grid.shape, dtype=dtype)
     resampling, reduced_levels = read_rules(band, cube.resampling, cube.reduced_levels)
-    out: np.ndarray | None = None
-    filled = np.zeros((0, 0), dtype=bool)
+    filled: np.ndarray | None = None  # pixels given a valid value so far
     saturated = False  # DN units: saturated pixels left in `out` that no product filled
     env = dict(cube.env)
     reader = cube.reader or read_source
     needed = inside  # the pixels the next product must read (None: all)
-    for source, offset, quantification in zip(sources, offsets, quantifications, strict=True):
+    last = len(sources) - 1
+    for k, (source, offset, quantification) in enumerate(
+        zip(sources, offsets, quantifications, strict=True)
+    ):
         options: dict[str, Any] = {} if needed is None else {"inside": needed}
         dn = reader(
             source,
@@ -227,34 +265,43 @@ def mosaic(
             on_error=cube.on_error,
             **options,
         )
-        valid = dn != NODATA_DN
+        # the first product is converted straight into `out` (most chunks have one)
+        target = out if filled is None else None
         if band in CLASS_BANDS:  # class codes: no radiometry
+            valid = dn != NODATA_DN
             values = dn.astype(dtype)
+            if units == "reflectance":
+                values[~valid] = np.nan  # class 0 (no data) becomes NaN like other bands
         elif units == "reflectance":
-            values = to_reflectance(dn, offset, quantification)
-            valid = ~np.isnan(values)
+            invalid = invalid_dn(dn)
+            valid = ~invalid
+            values = to_reflectance(dn, offset, quantification, out=target, invalid=invalid)
         else:
+            valid = dn != NODATA_DN
             values = harmonize_dn(dn, offset, quantification)
             is_saturated = dn == SATURATED_DN
             if is_saturated.any():
                 valid &= ~is_saturated
                 saturated = True
-        if out is None:  # the first source: no copy through masks (most chunks have one)
-            out, filled = values, valid
-            if band in CLASS_BANDS and units == "reflectance":
-                out[~valid] = np.nan  # class 0 (no data) becomes NaN like other bands
+        if filled is None:
+            if values is not out:
+                out[...] = values
+            filled = valid
         else:
             take = valid & ~filled
             np.copyto(out, values, where=take)
             filled |= take
+        if k == last:
+            break
         # the next products matter only where no product gave a valid pixel yet: their
         # tiles under pixels already filled are never decoded (a pixel they would give
         # there would be discarded anyway)
         needed = ~filled if inside is None else inside & ~filled
         if not needed.any():
             break
-    if out is None:  # no source: a fill
-        return np.full(grid.shape, fill, dtype=dtype)
+    if filled is None:  # no source: a fill
+        out[...] = fill
+        return out
     if saturated:  # saturated everywhere it was seen: no data, like NaN in reflectance
         out[~filled] = NODATA_DN
     if inside is not None:

@@ -16,6 +16,7 @@ __all__ = [
     "NODATA_DN",
     "SATURATED_DN",
     "harmonize_dn",
+    "invalid_dn",
     "to_reflectance",
 ]
 
@@ -27,21 +28,45 @@ HARMONIZED_QUANTIFICATION = 10000.0
 
 
 def to_reflectance(
-    dn: np.ndarray, offset: float, quantification: float, *, mask_saturated: bool = True
+    dn: np.ndarray,
+    offset: float,
+    quantification: float,
+    *,
+    mask_saturated: bool = True,
+    out: np.ndarray | None = None,
+    invalid: np.ndarray | None = None,
 ) -> np.ndarray:
     """``(DN + offset) / quantification`` as float32, NaN where DN is no data (or saturated).
+
+    ``out``: a float32 array of ``dn``'s shape to write into (returned), so that a
+    mosaic converts straight into its output block. ``invalid``: :func:`invalid_dn` of
+    ``dn``, when the caller already has it.
 
     Examples
     --------
     >>> to_reflectance(np.array([0, 1000, 3500, 65535], "uint16"), -1000, 10000)
     array([   nan, 0.  , 0.25,    nan], dtype=float32)
     """
-    values = (dn.astype(np.float32) + np.float32(offset)) / np.float32(quantification)
+    values = np.add(dn, np.float32(offset), out=out, dtype=np.float32)
+    values /= np.float32(quantification)
+    if invalid is None:
+        invalid = invalid_dn(dn, mask_saturated=mask_saturated)
+    np.copyto(values, np.nan, where=invalid)
+    return values
+
+
+def invalid_dn(dn: np.ndarray, *, mask_saturated: bool = True) -> np.ndarray:
+    """Where ``dn`` is no data (or saturated): the pixels reflectance makes NaN.
+
+    Examples
+    --------
+    >>> invalid_dn(np.array([0, 1000, 65535], "uint16")).tolist()
+    [True, False, True]
+    """
     invalid = dn == NODATA_DN
     if mask_saturated:
         invalid |= dn == SATURATED_DN
-    values[invalid] = np.nan
-    return values
+    return invalid
 
 
 def harmonize_dn(
