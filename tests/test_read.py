@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import rasterio
@@ -318,3 +320,38 @@ def test_gather_plans_are_computed_once_per_chunk_and_source_grid(
             assert (got == 0).any() == partly_outside
             np.testing.assert_array_equal(got, expected)
         assert len(calls) == planned
+
+
+def test_jpeg2000_decodes_in_the_reading_thread(tmp_path):
+    """sentinel_cube sets OPJ_NUM_THREADS=0 (unless set): OpenJPEG then decodes in the
+    thread that reads, not in a thread GDAL starts per read. Checked in a fresh process,
+    by the CPU time of the reading thread against the whole process's."""
+    import subprocess
+    import sys
+    import textwrap
+
+    rng = np.random.default_rng(3)
+    path = tmp_path / "big.jp2"
+    _write_jp2(path, rng.integers(1, 60000, (1024, 1024), dtype=np.uint16), 10.0)
+    script = textwrap.dedent(f"""
+        import os, time
+        import sentinel_cube, rasterio
+        print(os.environ["OPJ_NUM_THREADS"])
+        with rasterio.Env(GDAL_NUM_THREADS=1), rasterio.open({str(path)!r}) as d:
+            thread, process = time.thread_time(), time.process_time()
+            d.read(1)
+            print(time.thread_time() - thread, time.process_time() - process)
+    """)
+    for preset, expected in ((None, "0"), ("1", "1")):
+        env = {k: v for k, v in os.environ.items() if k != "OPJ_NUM_THREADS"}
+        if preset is not None:
+            env["OPJ_NUM_THREADS"] = preset
+        lines = subprocess.run([sys.executable, "-c", script], env=env, check=True,
+                               capture_output=True, text=True).stdout.split("\n")  # fmt: skip
+        assert lines[0] == expected  # a user's own setting is kept
+        thread, process = map(float, lines[1].split())
+        assert process > 0.02
+        if expected == "0":
+            assert thread > 0.8 * process
+        else:
+            assert thread < 0.5 * process  # GDAL's own decoding thread did the work
