@@ -251,6 +251,9 @@ def mosaic(
     env = dict(cube.env)
     reader = cube.reader or read_source
     needed = inside  # the pixels the next product must read (None: all)
+    if not sources:
+        out[...] = fill
+        return out
     last = len(sources) - 1
     for k, (source, offset, quantification) in enumerate(
         zip(sources, offsets, quantifications, strict=True)
@@ -274,8 +277,10 @@ def mosaic(
                 values[~valid] = np.nan  # class 0 (no data) becomes NaN like other bands
         elif units == "reflectance":
             invalid = invalid_dn(dn)
-            valid = ~invalid
             values = to_reflectance(dn, offset, quantification, out=target, invalid=invalid)
+            if k == last and target is not None:  # the only product: `filled` not needed
+                break
+            valid = ~invalid
         else:
             valid = dn != NODATA_DN
             values = harmonize_dn(dn, offset, quantification)
@@ -299,10 +304,7 @@ def mosaic(
         needed = ~filled if inside is None else inside & ~filled
         if not needed.any():
             break
-    if filled is None:  # no source: a fill
-        out[...] = fill
-        return out
-    if saturated:  # saturated everywhere it was seen: no data, like NaN in reflectance
+    if saturated and filled is not None:  # saturated wherever seen: no data, like NaN
         out[~filled] = NODATA_DN
     if inside is not None:
         out[~inside] = fill

@@ -51,7 +51,8 @@ def to_reflectance(
     values /= np.float32(quantification)
     if invalid is None:
         invalid = invalid_dn(dn, mask_saturated=mask_saturated)
-    np.copyto(values, np.nan, where=invalid)
+    if invalid.any():  # most chunks lie inside a product: nothing to mask
+        np.copyto(values, np.nan, where=invalid)
     return values
 
 

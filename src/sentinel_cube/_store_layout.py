@@ -47,9 +47,14 @@ def nanoseconds(times: Any) -> np.ndarray:
     return np.asarray(times, dtype="datetime64[ns]").astype(np.int64)
 
 
-def empty_dataset(cube: xr.DataArray, name: str, block: tuple[int, int]) -> xr.Dataset:
-    """The cube as a Dataset whose data is a never-computed placeholder."""
-    placeholder = da.zeros(cube.shape, dtype=cube.dtype, chunks=(1, 1, *block))
+def empty_dataset(cube: xr.DataArray, name: str) -> xr.Dataset:
+    """The cube as a Dataset whose data is a never-computed placeholder.
+
+    One dask chunk: xarray builds the (never run) graph of the writes, which would
+    otherwise grow with the cube (a task per stored chunk); the store's own chunks come
+    from the encoding.
+    """
+    placeholder = da.zeros(cube.shape, dtype=cube.dtype, chunks=cube.shape)
     array = cube.copy(data=placeholder)
     array.attrs = {k: v for k, v in cube.attrs.items() if k != "_FillValue"}
     array.encoding = {}
@@ -67,9 +72,7 @@ def staging_name(path: Path, purpose: str) -> Path:
 
 def build(folder: Path, cube: xr.DataArray, name: str, encoding: dict[str, Any]) -> None:
     """Write an empty store (metadata, coordinates, the empty ledger) into a new folder."""
-    shards = encoding.get("shards")
-    block = (shards[2], shards[3]) if shards else encoding["chunks"][2:]
-    template = empty_dataset(cube, name, block)
+    template = empty_dataset(cube, name)
     template.attrs[MARKER] = FORMAT_VERSION
     encodings: dict[str, Any] = {name: encoding, "time": dict(TIME_ENCODING)}
     for coord, values in template.coords.items():
