@@ -98,6 +98,19 @@ def test_only_the_chosen_tiles_are_decoded_and_the_rest_is_zero(odd_file, monkey
     np.testing.assert_array_equal(got, expected)
     assert set(cache.count.values()) == {1}
     assert cache.files == {source.path: {(1, 1), (3, 0)}}
+    # into a given array (a view of a larger one): the chosen tiles' pixels are written,
+    # the others keep what was there; then, whole, the window as rasterio reads it
+    canvas = np.full((210, 130), 7, dtype=np.uint16)
+    view = canvas[5:205, 3:123]
+    with rasterio.open(source.path) as dataset:
+        back = _read._window(dataset, source.path, {}, window, only={(1, 1), (3, 0)}, out=view)
+        assert back is view
+        chosen = expected != 0
+        np.testing.assert_array_equal(view[chosen], expected[chosen])
+        assert (view[~chosen] == 7).all() and (canvas[:5] == 7).all() and (canvas[:, :3] == 7).all()
+        _read._window(dataset, source.path, {}, window, out=view)
+        np.testing.assert_array_equal(view, dataset.read(1, window=window))
+    assert set(cache.count.values()) == {1}  # every tile still decoded once
 
 
 def test_threads_racing_for_the_same_tiles_decode_each_once():

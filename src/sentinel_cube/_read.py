@@ -603,16 +603,18 @@ def _window(
     options: Mapping[str, object],
     window: Window,
     only: set[tuple[int, int]] | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """``dataset.read(1, window=window)``, through :data:`TILE_CACHE` for local JPEG 2000
     files, so that tiles shared by neighbouring chunks are decoded once.
 
     ``only``: the file's tiles (``(row, column)`` of its blocks) to decode; the pixels of
-    the others are 0.
+    the others are 0, or as they were in ``out``, an array of the window's shape to
+    write into (returned).
     """
     block = dataset.block_shapes[0]
-    if window.width <= 0 or window.height <= 0:
-        return dataset.read(1, window=window)
+    if window.width <= 0 or window.height <= 0 or (out is not None and not out.size):
+        return dataset.read(1, window=window) if out is None else out
     signature = _signature(path)
     cached = (
         dataset.driver == "JP2OpenJPEG"
@@ -620,7 +622,11 @@ def _window(
         and block[0] * block[1] <= _MAX_CACHED_BLOCK
     )
     if not cached and only is None:
-        return dataset.read(1, window=window)
+        data = dataset.read(1, window=window)
+        if out is None:
+            return data
+        out[...] = data
+        return out
     cache = TILE_CACHE if cached else _PASS_THROUGH
     file = (path, tuple(sorted(options.items())), signature)
     return cache.read(
@@ -631,6 +637,7 @@ def _window(
         lambda w: dataset.read(1, window=w),
         only,
         dataset.dtypes[0],
+        out,
     )
 
 
@@ -707,10 +714,13 @@ def _decimated_read(
                 out_shape=(out_row1 - out_row0, out_col1 - out_col0),
                 resampling=resampling,
             )
-        else:
+        elif step == 1:  # straight into `out` (its pixels outside `only`'s tiles stay 0)
+            _window(dataset, source.path, open_options, window, only,
+                    out=out[out_row0:out_row1, out_col0:out_col1])  # fmt: skip
+            return True
+        else:  # nearest: the pixel at the centre of each block, as GDAL picks it
             data = _window(dataset, source.path, open_options, window, only)
-            if step > 1:  # nearest: the pixel at the centre of each block, as GDAL picks it
-                data = data[step // 2 :: step, step // 2 :: step]
+            data = data[step // 2 :: step, step // 2 :: step]
     out[out_row0:out_row1, out_col0:out_col1] = data
     return True
 

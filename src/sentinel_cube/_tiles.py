@@ -126,12 +126,15 @@ class TileCache:
         decode: Decode,
         only: set[tuple[int, int]] | None = None,
         dtype: Any = np.uint16,
+        out: np.ndarray | None = None,
     ) -> np.ndarray:
         """The pixels of ``window`` (inside a file of ``shape`` tiled in ``block``
         pixels), decoding through ``decode`` only the tiles not already held.
 
         ``only``: the ``(tile row, tile column)`` to read; the pixels of the other tiles
-        under the window are 0 (of ``dtype`` when no tile is read).
+        under the window are 0 (of ``dtype`` when no tile is read). ``out``: an array of
+        the window's shape to write into (returned), whose pixels outside ``only``'s
+        tiles are left as they are.
         """
         row0, col0 = int(window.row_off), int(window.col_off)
         row1, col1 = row0 + int(window.height), col0 + int(window.width)
@@ -166,10 +169,11 @@ class TileCache:
             if array is None:  # its decode failed (or it was already dropped): decode it here
                 array = self._decode(file, shape, block, [tile], decode)[tile]
             found[tile] = array
-        if not found:
+        if out is None and not found:
             return np.zeros((row1 - row0, col1 - col0), dtype=dtype)
-        dtype = next(iter(found.values())).dtype
-        out = (np.empty if only is None else np.zeros)((row1 - row0, col1 - col0), dtype=dtype)
+        if out is None:
+            dtype = next(iter(found.values())).dtype
+            out = (np.empty if only is None else np.zeros)((row1 - row0, col1 - col0), dtype)
         height, width = block
         for (tile_row, tile_col), array in found.items():
             top, left = tile_row * height, tile_col * width
