@@ -20,7 +20,7 @@ from rasterio.windows import Window
 from sentinel_cube import _read
 from sentinel_cube._graph import mosaic
 from sentinel_cube._source import Source
-from sentinel_cube._tiles import TileCache, rectangles, tiles
+from sentinel_cube._tiles import TileCache, tiles
 from sentinel_cube.grid import Grid
 
 ORIGIN = (300000.0, 5300040.0)
@@ -274,21 +274,6 @@ def test_tiles_under_a_mask_equal_a_pixel_by_pixel_count(step, offset):
     assert got == expected and expected
 
 
-def test_rectangles_cover_the_wanted_tiles_exactly_once():
-    rng = np.random.default_rng(5)
-    for _ in range(200):
-        shape = (int(rng.integers(1, 7)), int(rng.integers(1, 7)))
-        chosen = rng.random(shape) < rng.random()
-        wanted = [(int(r), int(c)) for r, c in zip(*np.nonzero(chosen), strict=True)]
-        if not wanted:
-            continue
-        covered = np.zeros(shape, dtype=int)
-        for r0, r1, c0, c1 in rectangles(wanted):
-            covered[r0:r1, c0:c1] += 1
-        np.testing.assert_array_equal(covered, chosen.astype(int))
-    assert rectangles([(r, c) for r in range(3) for c in range(4)]) == [(0, 3, 0, 4)]
-
-
 def test_the_budget_follows_the_setting_the_worker_and_the_machine(monkeypatch):
     from distributed import Client, LocalCluster
 
@@ -306,3 +291,43 @@ def test_the_budget_follows_the_setting_the_worker_and_the_machine(monkeypatch):
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, **options) as cluster:
         with Client(cluster) as client:
             assert client.submit(default_budget, pure=False).result() == 2 * 2**30 // 8
+
+
+def test_a_thread_waiting_for_tiles_decodes_the_others_meanwhile():
+    """Two threads want the same 3 x 3 tiles. While the first is stuck decoding its first
+    row, the second decodes the two other rows (it does not wait for the first's whole
+    window), then waits only for that row; each tile is decoded once."""
+    data = np.arange(30 * 30, dtype=np.uint16).reshape(30, 30)
+    gate = threading.Event()
+    calls: list[tuple[str, int]] = []
+
+    def decode(window):
+        calls.append((threading.current_thread().name, window.row_off // 10))
+        if threading.current_thread().name == "first":
+            gate.wait(10)
+        return data[window.row_off : window.row_off + window.height,
+                    window.col_off : window.col_off + window.width].copy()  # fmt: skip
+
+    cache = TileCache(max_bytes=2**20)
+    results = {}
+
+    def job():
+        name = threading.current_thread().name
+        results[name] = cache.read("f", (30, 30), (10, 10), Window(0, 0, 30, 30), decode)
+
+    first = threading.Thread(target=job, name="first")
+    first.start()
+    while not calls:  # the first thread holds row 0
+        time.sleep(0.001)
+    second = threading.Thread(target=job, name="second")
+    second.start()
+    deadline = time.monotonic() + 10
+    while len(calls) < 3 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert calls == [("first", 0), ("second", 1), ("second", 2)]  # before row 0 is done
+    gate.set()
+    first.join(10)
+    second.join(10)
+    assert len(calls) == 3 and cache.decoded == 9
+    for name in ("first", "second"):
+        np.testing.assert_array_equal(results[name], data)

@@ -29,9 +29,9 @@ from rasterio.windows import Window
 __all__ = [
     "MAX_CACHE_BYTES",
     "MIN_CACHE_BYTES",
+    "RUN_PIXELS",
     "TileCache",
     "default_budget",
-    "rectangles",
     "tiles",
 ]
 
@@ -43,6 +43,13 @@ __all__ = [
 MAX_CACHE_BYTES = 2**30
 #: The least it keeps, whatever the memory.
 MIN_CACHE_BYTES = 128 * 2**20
+#: Pixels a thread claims for one decode at most: a run of neighbouring tiles of one row
+#: (one tile of ESA's 1024 x 1024 px). A thread that needs tiles another is decoding
+#: waits at most for that claim. Claiming a whole window at once, the threads of a
+#: full-size 4-tile ingest spent 10 % of their time waiting; one read per run costs
+#: nothing measurable over one per window (128 px tiles: 8 row reads 0.144 s, one
+#: window read 0.147 s, 64 tile reads 0.153 s of CPU).
+RUN_PIXELS = 2**20
 
 
 def default_budget() -> int:
@@ -97,8 +104,8 @@ class TileCache:
     [[9, 10], [15, 16]]
     >>> cache.read("f", (5, 6), (2, 4), Window(1, 2, 4, 1), decode).tolist()  # no decode
     [[13, 14, 15, 16]]
-    >>> decoded  # one read of the two tiles under the first window
-    [(0, 0, 4, 6)]
+    >>> decoded  # one read per row of the tiles under the first window
+    [(0, 0, 2, 6), (2, 0, 2, 6)]
     """
 
     def __init__(self, max_bytes: int | None = None) -> None:
@@ -142,33 +149,23 @@ class TileCache:
         if only is not None:
             wanted = [tile for tile in wanted if tile in only]
         found: dict[tuple[int, int], np.ndarray] = {}
-        mine: list[tuple[int, int]] = []
-        others: dict[tuple[int, int], threading.Event] = {}
-        with self._lock:
-            for tile in wanted:
-                key = (file, *tile)
-                if (array := self._tiles.get(key)) is not None:
-                    self._tiles.move_to_end(key)
-                    found[tile] = array
-                elif (event := self._pending.get(key)) is not None:
-                    others[tile] = event
-                else:
-                    self._pending[key] = threading.Event()
-                    mine.append(tile)
-        if mine:
-            try:
-                found.update(self._decode(file, shape, block, mine, decode))
-            finally:  # decoded or failed: whoever waits for these tiles goes on
-                with self._lock:
-                    for tile in mine:
-                        self._pending.pop((file, *tile)).set()
-        for tile, event in others.items():
-            event.wait()
+        todo = wanted
+        longest = max(1, RUN_PIXELS // (block[0] * block[1]))
+        while todo:
             with self._lock:
-                array = self._tiles.get((file, *tile))
-            if array is None:  # its decode failed (or it was already dropped): decode it here
-                array = self._decode(file, shape, block, [tile], decode)[tile]
-            found[tile] = array
+                todo, mine, busy = self._claim(file, todo, found, longest)
+            if mine:
+                try:
+                    found.update(self._decode(file, shape, block, mine, decode))
+                finally:  # decoded or failed: whoever waits for these tiles goes on
+                    with self._lock:
+                        for tile in mine:
+                            self._pending.pop((file, *tile)).set()
+                todo = [tile for tile in todo if tile not in found]
+            elif busy is not None:
+                # every tile left is being decoded by other threads: wait for the first,
+                # then look again (if its decode failed, this thread claims it)
+                busy.wait()
         if out is None and not found:
             return np.zeros((row1 - row0, col1 - col0), dtype=dtype)
         if out is None:
@@ -184,27 +181,59 @@ class TileCache:
             ]
         return out
 
+    def _claim(
+        self,
+        file: Hashable,
+        todo: list[tuple[int, int]],
+        found: dict[tuple[int, int], np.ndarray],
+        longest: int,
+    ) -> tuple[list[tuple[int, int]], list[tuple[int, int]], threading.Event | None]:
+        """Under the lock: move the held tiles of ``todo`` into ``found``, and claim the
+        first run of neighbouring tiles in one tile row (at most ``longest``) that no
+        thread is decoding.
+
+        Returns the tiles still to get, the claimed run (empty when every tile left is
+        being decoded elsewhere) and the event of the first such tile. A run, not all
+        the tiles at once: two threads reading neighbouring windows then share out the
+        tiles under both, instead of one waiting for the other's whole window.
+        """
+        left: list[tuple[int, int]] = []
+        mine: list[tuple[int, int]] = []
+        busy = None
+        for tile in todo:
+            key = (file, *tile)
+            if (array := self._tiles.get(key)) is not None:
+                self._tiles.move_to_end(key)
+                found[tile] = array
+                continue
+            left.append(tile)
+            if (event := self._pending.get(key)) is not None:
+                busy = busy or event
+            elif not mine or (tile == (mine[-1][0], mine[-1][1] + 1) and len(mine) < longest):
+                self._pending[key] = threading.Event()
+                mine.append(tile)
+        return left, mine, busy
+
     def _decode(
         self,
         file: Hashable,
         shape: tuple[int, int],
         block: tuple[int, int],
-        wanted: list[tuple[int, int]],
+        run: list[tuple[int, int]],
         decode: Decode,
     ) -> dict[tuple[int, int], np.ndarray]:
-        """Decode ``wanted`` tiles, one read per rectangle of them, and keep them."""
+        """Decode a ``run`` of neighbouring tiles of one tile row in one read; keep them."""
         height, width = block
+        tile_row, first, last = run[0][0], run[0][1], run[-1][1]
+        top, left = tile_row * height, first * width
+        bottom, right = min(shape[0], top + height), min(shape[1], (last + 1) * width)
+        data = decode(Window(left, top, right - left, bottom - top))
         result: dict[tuple[int, int], np.ndarray] = {}
-        for tr0, tr1, tc0, tc1 in rectangles(wanted):
-            group = [(r, c) for r in range(tr0, tr1) for c in range(tc0, tc1)]
-            top, left = tr0 * height, tc0 * width
-            bottom, right = min(shape[0], tr1 * height), min(shape[1], tc1 * width)
-            data = decode(Window(left, top, right - left, bottom - top))
-            for tile_row, tile_col in group:
-                r0, c0 = tile_row * height - top, tile_col * width - left
-                tile = data[r0 : r0 + height, c0 : c0 + width].copy()  # not a view of `data`
-                tile.flags.writeable = False
-                result[(tile_row, tile_col)] = tile
+        for tile_col in range(first, last + 1):
+            c0 = tile_col * width - left
+            tile = data[:, c0 : c0 + width].copy()  # not a view of `data`
+            tile.flags.writeable = False
+            result[(tile_row, tile_col)] = tile
         self._keep(file, result)
         return result
 
@@ -244,38 +273,3 @@ def tiles(
         for r in range(row0 // height, (row1 - 1) // height + 1)
         for c in range(col0 // width, (col1 - 1) // width + 1)
     ]
-
-
-def rectangles(wanted: list[tuple[int, int]]) -> list[tuple[int, int, int, int]]:
-    """``(row0, row1, col0, col1)`` rectangles of tiles covering exactly ``wanted``: runs
-    of neighbouring tiles in a row, merged with the same run in the rows below.
-
-    Each rectangle is one decode call (a call costs ~0.4 ms beyond its tiles).
-
-    Examples
-    --------
-    >>> rectangles([(0, 1), (0, 2), (1, 1), (1, 2), (2, 0), (2, 1), (2, 2)])
-    [(0, 2, 1, 3), (2, 3, 0, 3)]
-    """
-    runs: dict[int, list[tuple[int, int]]] = {}
-    for row in sorted({r for r, _ in wanted}):
-        cols = sorted(c for r, c in wanted if r == row)
-        start = previous = cols[0]
-        for col in cols[1:]:
-            if col != previous + 1:
-                runs.setdefault(row, []).append((start, previous + 1))
-                start = col
-            previous = col
-        runs.setdefault(row, []).append((start, previous + 1))
-    open_runs: dict[tuple[int, int], int] = {}  # run -> its first row, while it continues
-    found = []
-    last_row = -2
-    for row, current in sorted(runs.items()):
-        for run in list(open_runs):
-            if row != last_row + 1 or run not in current:
-                found.append((open_runs.pop(run), last_row + 1, *run))
-        for run in current:
-            open_runs.setdefault(run, row)
-        last_row = row
-    found += [(first, last_row + 1, *run) for run, first in open_runs.items()]
-    return sorted(found)
