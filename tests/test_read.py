@@ -355,3 +355,30 @@ def test_jpeg2000_decodes_in_the_reading_thread(tmp_path):
             assert thread > 0.8 * process
         else:
             assert thread < 0.5 * process  # GDAL's own decoding thread did the work
+
+
+def test_drop_caches_makes_the_next_read_cold(tmp_path):
+    """What a read keeps (tiles, gather plans, lattice nodes) is forgotten, and the same
+    read then decodes every tile again, with the same pixels."""
+    from sentinel_cube import _read, _warp
+
+    rng = np.random.default_rng(11)
+    transform = Affine(10.0, 0, 699960.0, 0, -10.0, 5300040.0)
+    source = _tiled_jp2(tmp_path / "z33.jp2", rng.integers(1, 60000, (300, 300), dtype=np.uint16),
+                        transform, crs="EPSG:32633")  # fmt: skip
+    x, y = Transformer.from_crs(32633, 32634, always_xy=True).transform(700500.0, 5299500.0)
+    grid = Grid("EPSG:32634", Affine(10, 0, round(x), 0, -10, round(y)), (150, 170))
+    first = read_source(source, grid)
+    decoded = _read.TILE_CACHE.decoded
+    again = read_source(source, grid)
+    assert _read.TILE_CACHE.decoded == decoded  # warm: nothing decoded
+    assert _read.TILE_CACHE.nbytes and len(_read._PLANS) and len(_warp._NODES)
+    _read.drop_caches()
+    assert not _read.TILE_CACHE.nbytes and not len(_read._PLANS) and not len(_warp._NODES)
+    cold = read_source(source, grid)
+    assert _read.TILE_CACHE.decoded > decoded
+    np.testing.assert_array_equal(first, again)
+    np.testing.assert_array_equal(first, cold)
+    np.testing.assert_array_equal(
+        first, nearest_dn(source.path, grid.transform, grid.crs, grid.shape)
+    )

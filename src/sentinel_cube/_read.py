@@ -61,7 +61,7 @@ from shapely.geometry.base import BaseGeometry
 from . import _cloud
 from ._source import Source, resampling_name, use_reduced_levels
 from ._tiles import TileCache
-from ._warp import source_pixels
+from ._warp import forget_nodes, source_pixels
 from .exceptions import ProductError, SentinelCubeWarning
 from .grid import Grid
 
@@ -70,6 +70,7 @@ __all__ = [
     "Source",
     "block_mean",
     "capture_env",
+    "drop_caches",
     "is_remote_path",
     "pixels_inside",
     "read_source",
@@ -868,6 +869,15 @@ def _kept(key: tuple[object, ...], compute: Callable[[], Any]) -> Any:
     with _PLANS_LOCK, suppress(ValueError):  # larger than the whole budget: not kept
         _PLANS[key] = value
     return value
+
+
+def drop_caches() -> None:
+    """Forget this process's decoded tiles, gather plans and lattice nodes, so that the
+    next read starts cold (``sentinel-cube bench`` runs each ingest so)."""
+    TILE_CACHE.clear()
+    with _PLANS_LOCK:
+        _PLANS.clear()
+    forget_nodes()
 
 
 def _gather_plan(grid: Grid, crs: str, transform: Any, shape: tuple[int, int]) -> GatherPlan | None:

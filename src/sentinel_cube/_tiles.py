@@ -250,6 +250,12 @@ class TileCache:
                 _, dropped = self._tiles.popitem(last=False)
                 self._bytes -= dropped.nbytes
 
+    def clear(self) -> None:
+        """Forget every tile held (tiles being decoded are kept when they are done)."""
+        with self._lock:
+            self._tiles.clear()
+            self._bytes = 0
+
     @property
     def nbytes(self) -> int:
         """Bytes of the tiles held."""

@@ -27,7 +27,7 @@ from pyproj import Transformer
 
 from .grid import Grid
 
-__all__ = ["LATTICE", "source_pixels"]
+__all__ = ["LATTICE", "forget_nodes", "source_pixels"]
 
 #: Metres between lattice nodes for 10 m source pixels (the transformation is exact at
 #: the nodes): UTM to UTM across a zone boundary, interpolation over 80 m errs by < 1e-6
@@ -47,6 +47,12 @@ _NODES: cachetools.LRUCache[tuple[object, ...], tuple[np.ndarray, np.ndarray]] =
     cachetools.LRUCache(NODE_CACHE_BYTES, getsizeof=lambda xy: xy[0].nbytes + xy[1].nbytes)
 )
 _NODES_LOCK = threading.Lock()
+
+
+def forget_nodes() -> None:
+    """Forget the lattice nodes kept by this process."""
+    with _NODES_LOCK:
+        _NODES.clear()
 
 
 @functools.lru_cache(maxsize=32)

@@ -19,6 +19,7 @@ from typing import Any
 import xarray as xr
 from tqdm.auto import tqdm
 
+from .._read import drop_caches
 from ..aoi import read_aoi
 from ..exceptions import ProductError, SentinelCubeError
 from ..safe import read_product
@@ -188,6 +189,10 @@ class _Phases:
             self.echo(_line(phase))
 
     def _ingest(self, phase: Phase, workers: list[str], label: str) -> Any:
+        # every ingest starts cold: tiles, plans and nodes kept by the workers from an
+        # earlier phase would spare it decoding (a 1-worker scaling run after the ingest
+        # then decoded only half of the tiles)
+        self.client.run(drop_caches)
         with self.bar.phase(label):
             written = ingest(
                 self.client, self.open_args, self.store, workers, self.bar.tasks("time steps")
