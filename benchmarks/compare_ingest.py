@@ -3,7 +3,7 @@
 Every method reads the same JPEG 2000 band files of one generated archive and (except
 the raw decode) writes the same Zarr v3 array: float32 reflectance
 ``(DN + offset) / quantification``, NaN where DN is 0 (no data) or 65535 (saturated),
-chunks ``(1, 1, 1024, 1024)``, Blosc zstd level 3 with bit shuffle (what
+chunks ``(1, 1, 1024, 1024)``, Blosc lz4 with bit shuffle (what
 ``sentinel_cube.to_zarr`` writes by default).
 
 Compared pixels: the tile 34TCT on its own grid (EPSG:32634, its native 10 m x scale
@@ -170,8 +170,8 @@ def _write_store(array: Any, store: str, like: str | None = None) -> None:
     """Write a (time, band, y, x) float32 DataArray like ``sentinel_cube.to_zarr`` does.
 
     ``like``: a store written by ``sentinel_cube.to_zarr`` whose array layout (chunks,
-    shards, compressors) to copy; default chunks ``(1, 1, 1024, 1024)`` and Blosc zstd
-    level 3 with bit shuffle.
+    shards, compressors) to copy; default chunks ``(1, 1, 1024, 1024)`` and Blosc lz4
+    (level 5) with bit shuffle, ``sentinel_cube.to_zarr``'s defaults.
     """
     import numpy as np
     import zarr
@@ -181,7 +181,7 @@ def _write_store(array: Any, store: str, like: str | None = None) -> None:
     array.attrs = {}  # peers attach Python objects (stackstac: its RasterSpec)
     array = array.assign_coords(band=np.asarray(array.band.values, dtype=str))
     dataset = array.to_dataset(name=VARIABLE)
-    codec = BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")
+    codec = BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle")
     layout: dict[str, Any] = {"chunks": (1, 1, CHUNK, CHUNK), "compressors": (codec,)}
     if like is not None:
         model = zarr.open_array(like, path=VARIABLE, mode="r")

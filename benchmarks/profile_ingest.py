@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scale", type=int, default=5)
     parser.add_argument("--dates", type=int, default=2)
-    parser.add_argument("--codec", default="zstd")
+    parser.add_argument("--codec", default="lz4")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     result = profile(args.scale, args.dates, args.codec)
