@@ -614,7 +614,7 @@ def _window(
     write into (returned).
     """
     block = dataset.block_shapes[0]
-    if window.width <= 0 or window.height <= 0 or (out is not None and not out.size):
+    if window.width <= 0 or window.height <= 0:
         return dataset.read(1, window=window) if out is None else out
     signature = _signature(path)
     cached = (

@@ -189,7 +189,7 @@ def to_zarr(
         raise SentinelCubeError(f"mode={mode!r}: use 'a' (append/resume), 'w' or 'w-'")
     name = str(cube.name or "data")
     chunk_y, chunk_x = _regular_chunks(cube)
-    encoding = _encoding(cube, chunk_y, chunk_x, codec, level, shards)
+    encoding = _encoding(chunk_y, chunk_x, codec, level, shards)
     with _failures(loc, writing=True):
         layout.clean_staging(loc)
         state = layout.state(loc)
@@ -568,7 +568,7 @@ def _regular_chunks(cube: xr.DataArray) -> tuple[int, int]:
 _FAST_CODECS = ("lz4", "blosclz")
 
 
-def _encoding(cube, chunk_y: int, chunk_x: int, codec: str, level: int | None, shards: int | None):
+def _encoding(chunk_y: int, chunk_x: int, codec: str, level: int | None, shards: int | None):
     if level is None:
         level = 5 if codec in _FAST_CODECS else 1
     encoding: dict[str, Any] = {
