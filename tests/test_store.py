@@ -128,6 +128,12 @@ _INGEST = textwrap.dedent(
     import sentinel_cube._graph as graph
     graph.read_source = slow_read
     cube = open_cube(paths, bands=["B04", "B08"], resolution=300, chunks=128)
+    shift = int(sys.argv[4])  # pixels: a cube whose chunks are off the store's grid
+    if shift:
+        left, bottom, right, top = cube.rio.bounds()
+        cube = open_cube(paths, bands=["B04", "B08"], resolution=300, chunks=128,
+                         bounds=(left + shift * 300, bottom, right, top - 2 * shift * 300))
+        assert cube.data.chunks[2][0] != 128 and cube.data.chunks[3][0] != 128
     import dask
     with dask.config.set(scheduler="threads"):
         to_zarr(cube, store, progress=False)
@@ -135,9 +141,10 @@ _INGEST = textwrap.dedent(
 )
 
 
-def _run_ingest(paths, store, slow=0.0):
+def _run_ingest(paths, store, slow=0.0, shift=0):
     env = {**os.environ, "PYTHONPATH": str(SRC)}
-    args = [sys.executable, "-c", _INGEST, ",".join(map(str, paths)), str(store), str(slow)]
+    args = [sys.executable, "-c", _INGEST, ",".join(map(str, paths)), str(store), str(slow),
+            str(shift)]  # fmt: skip
     return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -148,11 +155,12 @@ def _committed(store: Path) -> list[int]:
     return [slot for slot, _ in json.loads(meta.read_text())["attributes"].get("steps", [])]
 
 
-def test_killed_ingest_leaves_complete_steps_and_resumes_bit_for_bit(archive, tmp_path):
+@pytest.mark.parametrize("shift", [0, 3])  # 3: chunks off the store's grid, read onto it
+def test_killed_ingest_leaves_complete_steps_and_resumes_bit_for_bit(archive, tmp_path, shift):
     reference = tmp_path / "reference.zarr"
-    assert _run_ingest(archive, reference).wait(timeout=120) == 0
+    assert _run_ingest(archive, reference, shift=shift).wait(timeout=120) == 0
     store = tmp_path / "killed.zarr"
-    process = _run_ingest(archive, store, slow=0.05)
+    process = _run_ingest(archive, store, slow=0.05, shift=shift)
     deadline = time.monotonic() + 120
     while len(_committed(store)) < 1 and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -165,7 +173,7 @@ def test_killed_ingest_leaves_complete_steps_and_resumes_bit_for_bit(archive, tm
     assert partial.sizes["time"] == len(done)
     _assert_same(partial, expected.sel(time=partial.time))
     # the rerun completes the store; the result equals the uninterrupted ingest
-    assert _run_ingest(archive, store).wait(timeout=120) == 0
+    assert _run_ingest(archive, store, shift=shift).wait(timeout=120) == 0
     _assert_same(open_zarr(store).compute(), expected)
     for name in ("reflectance",):
         a = sorted((reference / name).rglob("c/*/*/*/*"))
