@@ -569,3 +569,47 @@ def test_a_fresh_cube_off_the_store_grid_reads_the_store_chunks_directly(archive
     np.testing.assert_array_equal(changed.compute(scheduler="sync"), expected)
     to_zarr(shifted, tmp_path / "s.zarr", progress=False)
     _assert_same(open_zarr(tmp_path / "s.zarr").compute(), shifted.compute())
+
+
+@pytest.mark.parametrize(("dtype", "fill"), [("float32", np.nan), ("uint16", 0)])
+def test_chunk_writer_stores_exactly_the_chunks_holding_data(tmp_path, dtype, fill):
+    """Chunk by chunk, with or without Zarr's emptiness check: chunks of nothing but the
+    fill value are not stored (also one whose first pixel is the only fill), the rest are,
+    and the pixels read back equal the block; edge chunks of the array included."""
+    import zarr
+    from zarr.storage import LocalStore
+
+    from sentinel_cube._store_location import StoreLocation
+    from sentinel_cube.store import ChunkWriter
+
+    path = tmp_path / "s.zarr"
+    chunks = (1, 1, 4, 4)
+    zarr.create_array(LocalStore(path), name="cube", shape=(3, 2, 10, 9), chunks=chunks,
+                      dtype=dtype, fill_value=fill)  # fmt: skip
+    rng = np.random.default_rng(7)
+    block = rng.integers(1, 10_000, size=(1, 2, 10, 9)).astype(dtype)
+    block[0, 0, 0:4, 0:4] = fill  # all fill: not stored
+    block[0, 0, 0, 4] = fill  # its first pixel only: stored
+    block[0, 1, 4:8, :] = fill  # a row of chunks of fill, edge chunk included
+    block[0, 1, 8:10, 8] = fill  # an edge chunk of fill
+    block[0, 1, 9, 0] = fill  # fill in a chunk's last pixel only
+    writer = ChunkWriter(StoreLocation(path), "cube")
+    writer[(slice(1, 2), slice(0, 2), slice(0, 10), slice(0, 9))] = block
+    stored = zarr.open_array(LocalStore(path), path="cube", mode="r")
+    np.testing.assert_array_equal(stored[1:2], block)
+    assert np.all(stored[0] == fill) if fill == 0 else np.isnan(stored[0]).all()
+
+    expected = set()
+    for b in range(2):
+        for r in range(3):
+            for c in range(3):
+                part = block[0, b, r * 4 : r * 4 + 4, c * 4 : c * 4 + 4]
+                empty = np.isnan(part).all() if np.isnan(fill) else np.all(part == fill)
+                if not empty:
+                    expected.add(f"1/{b}/{r}/{c}")
+    files = {
+        str(f.relative_to(path / "cube" / "c")) for f in (path / "cube" / "c").rglob("*")
+        if f.is_file()
+    }  # fmt: skip
+    assert files == expected
+    assert "1/0/0/0" not in files and "1/0/0/1" in files and "1/1/2/2" not in files
