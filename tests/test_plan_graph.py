@@ -20,6 +20,7 @@ from shapely.geometry import box
 
 from sentinel_cube._graph import cube_array
 from sentinel_cube._plan import chunk_members, mosaic_order, plan_cube
+from sentinel_cube._read import pixels_inside
 from sentinel_cube._source import Source
 from sentinel_cube.grid import Grid
 from sentinel_cube.safe import BandFile, Product
@@ -217,6 +218,85 @@ def test_dn_and_reflectance_graphs_take_the_same_pixels():
     np.testing.assert_allclose(
         (dn[:, 0][valid].astype(np.float64) - 1000) / 10000, reflectance[:, 0][valid], rtol=1e-6
     )
+
+
+class NoisyReader:
+    """Random DN per product, band and chunk (no data and saturated pixels anywhere),
+    the same on every call. Outside ``inside``, the north half of the pixels is 0 (tiles
+    the real reader does not decode) and the south half holds data (pixels of decoded
+    tiles that the mosaic must not take)."""
+
+    def __init__(self) -> None:
+        self.insides: list[np.ndarray | None] = []
+
+    def dn(self, product: str, band: str, grid: Grid) -> np.ndarray:
+        seed = [int(product[1:]), len(band), int(grid.transform.c), int(grid.transform.f)]
+        rng = np.random.default_rng(seed)
+        dn = rng.integers(1, 12_000, size=grid.shape).astype(np.uint16)
+        dn[rng.random(grid.shape) < 0.4] = 0
+        dn[rng.random(grid.shape) < 0.1] = 65535
+        if band == "SCL":
+            dn %= 12
+        return dn
+
+    def __call__(
+        self, source: Source, grid: Grid, resampling, *, env, reduced_levels, on_error, inside=None
+    ):
+        self.insides.append(inside)
+        band = source.path.rsplit("/", 1)[-1].split(".")[0]
+        dn = self.dn(source.product_id, band, grid)
+        if inside is not None:
+            north = np.arange(grid.height)[:, None] < grid.height // 2
+            dn[~inside & north] = 0
+        return dn
+
+
+@pytest.mark.parametrize("units", ["reflectance", "dn"])
+@pytest.mark.parametrize("clipped", [False, True])
+def test_the_mosaic_takes_each_pixel_from_the_first_product_valid_there(units, clipped):
+    """Three products of one day, random holes and saturated pixels, with and without an
+    AOI: every pixel against a per-pixel loop over the products in mosaic order."""
+    products = [_product(f"p{i}", when=T0 + timedelta(seconds=i)) for i in (1, 2, 3)]
+    triangle = shapely.Polygon([(300300, 5298100), (301700, 5298500), (300900, 5299900)])
+    to_lonlat = Transformer.from_crs(32634, 4326, always_xy=True)
+    aoi = shapely.transform(shapely.segmentize(triangle, 10.0), to_lonlat.transform,
+                            interleaved=False)  # fmt: skip
+    plan = plan_cube(products, ["B04", "SCL"], 20, chunks=40, units=units, aoi=aoi, clip=clipped)
+    reader = NoisyReader()
+    data = cube_array(plan, env={}, reader=reader).compute(scheduler="sync")
+    fill = np.nan if units == "reflectance" else 0
+    expected = np.full(data.shape, fill, dtype=data.dtype)
+    checked = 0
+    for _, chunk in plan.grid.iter_chunks(plan.chunks):
+        r0 = round((plan.grid.transform.f - chunk.transform.f) / 20)
+        c0 = round((chunk.transform.c - plan.grid.transform.c) / 20)
+        rows = slice(r0, r0 + chunk.height)
+        cols = slice(c0, c0 + chunk.width)
+        if clipped:
+            inside = pixels_inside(plan.aoi, chunk)
+        else:
+            inside = np.ones(chunk.shape, bool)
+        for b, band in enumerate(plan.bands):
+            ordered = sorted(products, key=mosaic_order)
+            stack = [reader.dn(p.product_id, band, chunk) for p in ordered]
+            block = expected[0, b, rows, cols]
+            for y, x in np.ndindex(chunk.shape):
+                if not inside[y, x]:
+                    continue
+                for dn in stack:
+                    value = int(dn[y, x])
+                    if value == 0 or (value == 65535 and band != "SCL"):
+                        continue
+                    if units == "dn" or band == "SCL":
+                        block[y, x] = value  # baseline 05.09: DN already harmonised
+                    else:
+                        block[y, x] = np.float32(value - 1000) / np.float32(10000)
+                    break
+            checked += int(inside.sum())
+    assert 0 < checked <= data[0].size
+    np.testing.assert_array_equal(data, expected)
+    if clipped:  # products after the first read only the pixels still missing
+        assert all(inside is not None for inside in reader.insides)
 
 
 def test_the_reader_is_called_only_for_chunks_with_sources_and_gets_the_rules():

@@ -24,7 +24,7 @@ from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
 from ._plan import CubePlan, chunk_members
-from ._radiometry import NODATA_DN, SATURATED_DN, harmonize_dn, invalid_dn, to_reflectance
+from ._radiometry import NODATA_DN, SATURATED_DN, harmonize_dn, to_reflectance
 from ._read import pixels_inside, read_source
 from ._source import Source, read_rules
 from .bands import CLASS_BANDS
@@ -268,29 +268,38 @@ def mosaic(
             on_error=cube.on_error,
             **options,
         )
-        # the first product is converted straight into `out` (most chunks have one)
-        target = out if filled is None else None
-        if band in CLASS_BANDS:  # class codes: no radiometry
-            valid = dn != NODATA_DN
-            values = dn.astype(dtype)
-            if units == "reflectance":
-                values[~valid] = np.nan  # class 0 (no data) becomes NaN like other bands
-        elif units == "reflectance":
-            invalid = invalid_dn(dn)
-            values = to_reflectance(dn, offset, quantification, out=target, invalid=invalid)
-            if k == last and target is not None:  # the only product: `filled` not needed
+        if units == "reflectance":
+            # NaN marks exactly the pixels no product gave a valid value yet (a valid
+            # reflectance is never NaN): no mask of filled pixels is kept. The first
+            # product is converted straight into `out` (most chunks have one).
+            target = out if k == 0 else None
+            if band in CLASS_BANDS:  # class codes: no radiometry; class 0 (no data) is NaN
+                values = np.empty(grid.shape, dtype) if target is None else target
+                values[...] = dn
+                values[dn == NODATA_DN] = np.nan
+            else:
+                values = to_reflectance(dn, offset, quantification, out=target)
+            if k > 0:  # only where no product before gave a valid value
+                np.copyto(out, values, where=needed)
+            if k == last:
                 break
-            valid = ~invalid
+            needed = np.isnan(out)
+            if inside is not None:
+                needed &= inside
+            if not needed.any():
+                break
+            continue
+        valid = dn != NODATA_DN
+        if band in CLASS_BANDS:  # class codes: no radiometry
+            values = dn.astype(dtype)
         else:
-            valid = dn != NODATA_DN
             values = harmonize_dn(dn, offset, quantification)
             is_saturated = dn == SATURATED_DN
             if is_saturated.any():
                 valid &= ~is_saturated
                 saturated = True
         if filled is None:
-            if values is not out:
-                out[...] = values
+            out[...] = values
             filled = valid
         else:
             take = valid & ~filled

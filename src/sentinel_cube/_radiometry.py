@@ -34,13 +34,11 @@ def to_reflectance(
     *,
     mask_saturated: bool = True,
     out: np.ndarray | None = None,
-    invalid: np.ndarray | None = None,
 ) -> np.ndarray:
     """``(DN + offset) / quantification`` as float32, NaN where DN is no data (or saturated).
 
     ``out``: a float32 array of ``dn``'s shape to write into (returned), so that a
-    mosaic converts straight into its output block. ``invalid``: :func:`invalid_dn` of
-    ``dn``, when the caller already has it.
+    mosaic converts straight into its output block.
 
     Examples
     --------
@@ -49,8 +47,7 @@ def to_reflectance(
     """
     values = np.add(dn, np.float32(offset), out=out, dtype=np.float32)
     values /= np.float32(quantification)
-    if invalid is None:
-        invalid = invalid_dn(dn, mask_saturated=mask_saturated)
+    invalid = invalid_dn(dn, mask_saturated=mask_saturated)
     if invalid.any():  # most chunks lie inside a product: nothing to mask
         np.copyto(values, np.nan, where=invalid)
     return values
