@@ -495,8 +495,8 @@ class ChunkWriter:
             )]  # fmt: skip
             first = piece.flat[0]
             empty_at_first = bool(np.isnan(first)) if np.isnan(fill) else first == fill
-            array = checked if empty_at_first else unchecked
-            writes.append(array.async_array.setitem(part, piece))
+            target = checked if empty_at_first else unchecked
+            writes.append(target.async_array.setitem(part, piece))
         zarr_sync(_gather(writes))  # on Zarr's event loop, as its own Array methods do
 
 
