@@ -281,36 +281,30 @@ def mosaic(
                 values = to_reflectance(dn, offset, quantification, out=target)
             if k > 0:  # only where no product before gave a valid value
                 np.copyto(out, values, where=needed)
-            if k == last:
-                break
-            needed = np.isnan(out)
-            if inside is not None:
-                needed &= inside
-            if not needed.any():
-                break
-            continue
-        valid = dn != NODATA_DN
-        if band in CLASS_BANDS:  # class codes: no radiometry
-            values = dn.astype(dtype)
         else:
-            values = harmonize_dn(dn, offset, quantification)
-            is_saturated = dn == SATURATED_DN
-            if is_saturated.any():
-                valid &= ~is_saturated
-                saturated = True
-        if filled is None:
-            out[...] = values
-            filled = valid
-        else:
-            take = valid & ~filled
-            np.copyto(out, values, where=take)
-            filled |= take
+            valid = dn != NODATA_DN
+            if band in CLASS_BANDS:  # class codes: no radiometry
+                values = dn.astype(dtype)
+            else:
+                values = harmonize_dn(dn, offset, quantification)
+                is_saturated = dn == SATURATED_DN
+                if is_saturated.any():
+                    valid &= ~is_saturated
+                    saturated = True
+            if filled is None:
+                out[...] = values
+                filled = valid
+            else:
+                take = valid & ~filled
+                np.copyto(out, values, where=take)
+                filled |= take
         if k == last:
             break
         # the next products matter only where no product gave a valid pixel yet: their
         # tiles under pixels already filled are never decoded (a pixel they would give
         # there would be discarded anyway)
-        needed = ~filled if inside is None else inside & ~filled
+        missing = np.isnan(out) if filled is None else ~filled
+        needed = missing if inside is None else inside & missing
         if not needed.any():
             break
     if saturated and filled is not None:  # saturated wherever seen: no data, like NaN
