@@ -222,29 +222,36 @@ def test_dn_and_reflectance_graphs_take_the_same_pixels():
 
 class NoisyReader:
     """Random DN per product, band and chunk (no data and saturated pixels anywhere),
-    the same on every call. Outside ``inside``, the north half of the pixels is 0 (tiles
-    the real reader does not decode) and the south half holds data (pixels of decoded
-    tiles that the mosaic must not take)."""
+    the same on every call, 0 where a pixel's centre is off the band file (as the real
+    reader). Outside ``inside``, the north half of the pixels is 0 (tiles the real
+    reader does not decode) and the south half holds data (pixels of decoded tiles that
+    the mosaic must not take)."""
 
     def __init__(self) -> None:
         self.insides: list[np.ndarray | None] = []
 
-    def dn(self, product: str, band: str, grid: Grid) -> np.ndarray:
-        seed = [int(product[1:]), len(band), int(grid.transform.c), int(grid.transform.f)]
+    def dn(self, source: Source, grid: Grid) -> np.ndarray:
+        band = source.path.rsplit("/", 1)[-1].split(".")[0]
+        seed = [int(source.product_id[1:]), len(band), int(grid.transform.c),
+                int(grid.transform.f)]  # fmt: skip
         rng = np.random.default_rng(seed)
         dn = rng.integers(1, 12_000, size=grid.shape).astype(np.uint16)
         dn[rng.random(grid.shape) < 0.4] = 0
         dn[rng.random(grid.shape) < 0.1] = 65535
         if band == "SCL":
             dn %= 12
+        t = grid.transform  # north up, no rotation
+        x = (t.c + t.a * (np.arange(grid.width) + 0.5))[None, :]
+        y = (t.f + t.e * (np.arange(grid.height) + 0.5))[:, None]
+        left, bottom, right, top = source.bounds
+        dn[(x < left) | (x > right) | (y < bottom) | (y > top)] = 0
         return dn
 
     def __call__(
         self, source: Source, grid: Grid, resampling, *, env, reduced_levels, on_error, inside=None
     ):
         self.insides.append(inside)
-        band = source.path.rsplit("/", 1)[-1].split(".")[0]
-        dn = self.dn(source.product_id, band, grid)
+        dn = self.dn(source, grid)
         if inside is not None:
             north = np.arange(grid.height)[:, None] < grid.height // 2
             dn[~inside & north] = 0
@@ -254,18 +261,33 @@ class NoisyReader:
 @pytest.mark.parametrize("units", ["reflectance", "dn"])
 @pytest.mark.parametrize("clipped", [False, True])
 def test_the_mosaic_takes_each_pixel_from_the_first_product_valid_there(units, clipped):
-    """Three products of one day, random holes and saturated pixels, with and without an
-    AOI: every pixel against a per-pixel loop over the products in mosaic order."""
-    products = [_product(f"p{i}", when=T0 + timedelta(seconds=i)) for i in (1, 2, 3)]
-    triangle = shapely.Polygon([(300300, 5298100), (301700, 5298500), (300900, 5299900)])
+    """Three products of one day as real archives have them: other sizes and corners
+    (partial overlaps), other times of day, one of an old baseline (DN offset 0, so
+    harmonised or converted differently); random holes and saturated pixels, with and
+    without an AOI. Every pixel against a per-pixel loop over the products in mosaic
+    order (earliest sensing first)."""
+    old = _product("p2", origin=(300600.0, 5299440.0), size=160,
+                   when=T0 + timedelta(minutes=25), baseline="02.14")  # fmt: skip
+    old = dataclasses.replace(
+        old, bands={**old.bands, "B04": dataclasses.replace(old.bands["B04"], offset=0.0)}
+    )
+    products = [
+        _product("p1", when=T0),
+        old,
+        _product("p3", origin=(299400.0, 5300640.0), size=240, when=T0 - timedelta(hours=1)),
+    ]
+    triangle = shapely.Polygon([(299700, 5298100), (301900, 5298500), (300900, 5300400)])
     to_lonlat = Transformer.from_crs(32634, 4326, always_xy=True)
     aoi = shapely.transform(shapely.segmentize(triangle, 10.0), to_lonlat.transform,
                             interleaved=False)  # fmt: skip
     plan = plan_cube(products, ["B04", "SCL"], 20, chunks=40, units=units, aoi=aoi, clip=clipped)
+    assert len(plan.steps) == 1 and plan.grid.shape[0] % 40 and plan.grid.shape[1] % 40
     reader = NoisyReader()
     data = cube_array(plan, env={}, reader=reader).compute(scheduler="sync")
     fill = np.nan if units == "reflectance" else 0
     expected = np.full(data.shape, fill, dtype=data.dtype)
+    ordered = sorted(products, key=lambda p: p.sensing_start)
+    assert [p.product_id for p in ordered] == ["p3", "p1", "p2"]
     checked = 0
     for _, chunk in plan.grid.iter_chunks(plan.chunks):
         r0 = round((plan.grid.transform.f - chunk.transform.f) / 20)
@@ -277,20 +299,25 @@ def test_the_mosaic_takes_each_pixel_from_the_first_product_valid_there(units, c
         else:
             inside = np.ones(chunk.shape, bool)
         for b, band in enumerate(plan.bands):
-            ordered = sorted(products, key=mosaic_order)
-            stack = [reader.dn(p.product_id, band, chunk) for p in ordered]
+            files = [p.bands[band] for p in ordered]
+            stack = [
+                reader.dn(Source(f.path, "EPSG:32634", f.transform, f.shape, p.product_id), chunk)
+                for f, p in zip(files, ordered, strict=True)
+            ]
             block = expected[0, b, rows, cols]
             for y, x in np.ndindex(chunk.shape):
                 if not inside[y, x]:
                     continue
-                for dn in stack:
+                for dn, f in zip(stack, files, strict=True):
                     value = int(dn[y, x])
                     if value == 0 or (value == 65535 and band != "SCL"):
                         continue
-                    if units == "dn" or band == "SCL":
-                        block[y, x] = value  # baseline 05.09: DN already harmonised
+                    if band == "SCL":
+                        block[y, x] = value
+                    elif units == "dn":  # to the offset -1000 convention
+                        block[y, x] = min(value + int(f.offset) + 1000, 65534)
                     else:
-                        block[y, x] = np.float32(value - 1000) / np.float32(10000)
+                        block[y, x] = np.float32(value + f.offset) / np.float32(10000)
                     break
             checked += int(inside.sum())
     assert 0 < checked <= data[0].size
