@@ -258,14 +258,23 @@ class NoisyReader:
         return dn
 
 
-@pytest.mark.parametrize("units", ["reflectance", "dn"])
+@pytest.mark.parametrize(
+    ("units", "sparse"), [("reflectance", 0.0), ("reflectance", 1.01), ("dn", None)]
+)
 @pytest.mark.parametrize("clipped", [False, True])
-def test_the_mosaic_takes_each_pixel_from_the_first_product_valid_there(units, clipped):
+def test_the_mosaic_takes_each_pixel_from_the_first_product_valid_there(
+    units, sparse, clipped, monkeypatch
+):
     """Three products of one day as real archives have them: other sizes and corners
     (partial overlaps), other times of day, one of an old baseline (DN offset 0, so
     harmonised or converted differently); random holes and saturated pixels, with and
     without an AOI. Every pixel against a per-pixel loop over the products in mosaic
-    order (earliest sensing first)."""
+    order (earliest sensing first). Reflectance of later products converted on the
+    whole chunk (``SPARSE`` 0) or only at the pixels left to fill (``SPARSE`` > 1)."""
+    from sentinel_cube import _graph
+
+    if sparse is not None:
+        monkeypatch.setattr(_graph, "SPARSE", sparse)
     old = _product("p2", origin=(300600.0, 5299440.0), size=160,
                    when=T0 + timedelta(minutes=25), baseline="02.14")  # fmt: skip
     old = dataclasses.replace(

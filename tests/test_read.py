@@ -254,7 +254,10 @@ def test_inside_reads_only_the_file_tiles_holding_those_pixels(tmp_path, monkeyp
     assert (got[~inside & (got != everything)] == 0).all()  # tiles not read stay no data
 
 
-def test_inside_of_a_reprojected_source_decodes_only_the_tiles_under_it(tmp_path, monkeypatch):
+@pytest.mark.parametrize("partly_outside", [False, True])
+def test_inside_of_a_reprojected_source_decodes_only_the_tiles_under_it(
+    tmp_path, monkeypatch, partly_outside
+):
     from pyproj import Transformer
 
     from sentinel_cube import _read
@@ -263,8 +266,9 @@ def test_inside_of_a_reprojected_source_decodes_only_the_tiles_under_it(tmp_path
     data = rng.integers(1, 60000, size=(640, 640), dtype=np.uint16)
     transform = Affine(10.0, 0, 699960.0, 0, -10.0, 5300040.0)  # a zone 33 tile's corner
     source = _tiled_jp2(tmp_path / "z33.jp2", data, transform, crs="EPSG:32633")
-    # a zone 34 grid over the middle of the file
-    x, y = Transformer.from_crs(32633, 32634, always_xy=True).transform(702000.0, 5297000.0)
+    # a zone 34 grid over the middle of the file, or over its top left corner
+    corner = (698900.0, 5301100.0) if partly_outside else (702000.0, 5297000.0)
+    x, y = Transformer.from_crs(32633, 32634, always_xy=True).transform(*corner)
     grid = Grid("EPSG:32634", Affine(10, 0, round(x), 0, -10, round(y)), (300, 300))
     rows, cols = np.indices(grid.shape)
     inside = (np.abs(rows - 2 * cols + 150) <= 2) | (rows < 3)
@@ -277,9 +281,14 @@ def test_inside_of_a_reprojected_source_decodes_only_the_tiles_under_it(tmp_path
     gx, gy = grid.coords()
     xx, yy = np.meshgrid(gx, gy)
     sx, sy = Transformer.from_crs(32634, 32633, always_xy=True).transform(xx[inside], yy[inside])
-    wanted = set(zip(((5300040.0 - sy) // 640).astype(int).tolist(),
-                     ((sx - 699960.0) // 640).astype(int).tolist(), strict=True))  # fmt: skip
+    tile_rows, tile_cols = (5300040.0 - sy) // 640, (sx - 699960.0) // 640
+    in_file = (tile_rows >= 0) & (tile_rows < 10) & (tile_cols >= 0) & (tile_cols < 10)
+    assert in_file.all() != partly_outside
+    wanted = set(zip(tile_rows[in_file].astype(int).tolist(),
+                     tile_cols[in_file].astype(int).tolist(), strict=True))  # fmt: skip
     assert sorted((r, c) for _, r, c in cache.tiles) == sorted(wanted)
+    if partly_outside:  # pixels off the file are no data
+        assert (got[inside][~in_file] == 0).all() and (got[inside][in_file] > 0).all()
     assert len(wanted) < 0.6 * 100
 
 

@@ -618,3 +618,46 @@ def test_chunk_writer_stores_exactly_the_chunks_holding_data(tmp_path, dtype, fi
     }  # fmt: skip
     assert files == expected
     assert "1/0/0/0" not in files and "1/0/0/1" in files and "1/1/2/2" not in files
+
+
+@pytest.mark.parametrize(("dtype", "fill"), [("float32", np.nan), ("uint16", 0)])
+def test_chunk_writer_finds_data_between_the_sampled_pixels(tmp_path, dtype, fill):
+    """Chunks of 100 x 70 px, where the writer samples every 3rd row and 2nd column:
+    a chunk whose only data lies between the samples, or only in its last pixel, is
+    stored; one whose data starts after its first pixel is stored; one of fill only
+    is not. Expected chunk files from numpy over the written block."""
+    import zarr
+    from zarr.storage import LocalStore
+
+    from sentinel_cube._store_location import StoreLocation
+    from sentinel_cube.store import ChunkWriter, holds_data
+
+    path = tmp_path / "s.zarr"
+    chunks = (1, 1, 100, 70)
+    zarr.create_array(LocalStore(path), name="cube", shape=(1, 5, 190, 70), chunks=chunks,
+                      dtype=dtype, fill_value=fill)  # fmt: skip
+    block = np.full((1, 5, 190, 70), fill, dtype=dtype)
+    block[0, 0, 1, 1] = 7  # between the sampled rows and columns only
+    block[0, 1, 99, 69] = 7  # the chunk's last pixel only
+    block[0, 2, 40:, 30:] = 7  # a footprint's edge: data from a sampled pixel on
+    block[0, 3, 100:, :] = 7  # the second (edge) chunk only; the first is all fill
+    block[0, 4, 100 + 3 * 7 + 1, 5] = 7  # the edge chunk: between its samples
+    piece = block[0:1, 0:1, :100, :]
+    assert not holds_data(piece, fill) and holds_data(block[0:1, 2:3, :100, :], fill)
+    writer = ChunkWriter(StoreLocation(path), "cube")
+    writer[(slice(0, 1), slice(0, 5), slice(0, 190), slice(0, 70))] = block
+    stored = zarr.open_array(LocalStore(path), path="cube", mode="r")
+    np.testing.assert_array_equal(stored[:], block)
+    expected = {
+        f"0/{b}/{r}/0"
+        for b in range(5)
+        for r in range(2)
+        if np.any(block[0, b, r * 100 : r * 100 + 100] != fill)
+        and not np.isnan(block[0, b, r * 100 : r * 100 + 100]).all()
+    }
+    assert len(expected) == 6
+    files = {
+        str(f.relative_to(path / "cube" / "c")) for f in (path / "cube" / "c").rglob("*")
+        if f.is_file()
+    }  # fmt: skip
+    assert files == expected

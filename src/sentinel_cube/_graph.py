@@ -272,14 +272,14 @@ def mosaic(
             # NaN marks exactly the pixels no product gave a valid value yet (a valid
             # reflectance is never NaN): no mask of filled pixels is kept. The first
             # product is converted straight into `out` (most chunks have one).
-            target = out if k == 0 else None
-            if band in CLASS_BANDS:  # class codes: no radiometry; class 0 (no data) is NaN
-                values = np.empty(grid.shape, dtype) if target is None else target
-                values[...] = dn
-                values[dn == NODATA_DN] = np.nan
-            else:
-                values = to_reflectance(dn, offset, quantification, out=target)
-            if k > 0:  # only where no product before gave a valid value
+            if k == 0:
+                _reflectance(band, dn, offset, quantification, out)
+            elif needed is not None and np.count_nonzero(needed) < SPARSE * needed.size:
+                # the later products of a chunk often fill a sliver of it: convert only
+                # there (below ~half the chunk, cheaper than converting all of it)
+                out[needed] = _reflectance(band, dn[needed], offset, quantification)
+            else:  # only where no product before gave a valid value
+                values = _reflectance(band, dn, offset, quantification)
                 np.copyto(out, values, where=needed)
         else:
             valid = dn != NODATA_DN
@@ -312,6 +312,24 @@ def mosaic(
     if inside is not None:
         out[~inside] = fill
     return out
+
+
+#: Below this fraction of a chunk's pixels left to fill, a later product is converted
+#: to reflectance at those pixels only (measured crossover: ~0.5 of 1024 x 1024).
+SPARSE = 0.4
+
+
+def _reflectance(
+    band: str, dn: np.ndarray, offset: float, quantification: float, out: np.ndarray | None = None
+) -> np.ndarray:
+    """``dn`` of ``band`` as float32 reflectance, NaN where not valid (into ``out``)."""
+    if band not in CLASS_BANDS:
+        return to_reflectance(dn, offset, quantification, out=out)
+    # class codes: no radiometry; class 0 (no data) is NaN
+    values = np.empty(dn.shape, np.float32) if out is None else out
+    values[...] = dn
+    values[dn == NODATA_DN] = np.nan
+    return values
 
 
 def cube_array(

@@ -822,11 +822,13 @@ def _nearest_read(
             block = dataset.block_shapes[0]
             tiles_across = -(-source.shape[1] // block[1])
             key = (grid, source.crs, source.transform, source.shape, block)
-            tile_of = _kept(key, lambda: _tile_of_pixels(window, index, block, tiles_across))
-            used = np.bincount(tile_of[inside.ravel() if where is None else inside.ravel()[where]])
-            if not used.any():
+            pixels, starts, tiles = _kept(
+                key, lambda: _pixels_by_tile(window, where, index, block, tiles_across)
+            )
+            used = tiles[np.logical_or.reduceat(inside.ravel()[pixels], starts)]
+            if not used.size:
                 return
-            only = {divmod(int(tile), tiles_across) for tile in np.flatnonzero(used)}
+            only = {divmod(int(tile), tiles_across) for tile in used}
         data = _window(dataset, source.path, {}, window, only)
     if where is None and data.dtype == out.dtype:
         data.ravel().take(index, out=out.ravel())
@@ -887,11 +889,28 @@ def _gather_plan(grid: Grid, crs: str, transform: Any, shape: tuple[int, int]) -
     return plan
 
 
-def _tile_of_pixels(
-    window: Window, index: np.ndarray, block: tuple[int, int], tiles_across: int
-) -> np.ndarray:
-    """For each gathered pixel, its file tile as ``tile row * tiles_across + tile column``
-    (``index``: flat indices in ``window``)."""
+def _pixels_by_tile(
+    window: Window,
+    where: np.ndarray | None,
+    index: np.ndarray,
+    block: tuple[int, int],
+    tiles_across: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The gathered output pixels grouped by the file tile they come from.
+
+    Returns ``(pixels, starts, tiles)``: flat output indices sorted by tile, where each
+    tile's run of them starts, and each run's tile (``tile row * tiles_across + tile
+    column``). ``index``: flat source indices in ``window`` of the pixels ``where``
+    marks (None: all). The tiles under a mask of output pixels are then one gather
+    and one ``logical_or.reduceat``: half the time of counting the masked pixels' tiles.
+
+    Examples
+    --------
+    >>> window = Window(0, 0, 4, 1)  # source pixels 0-3 of a row; tiles 2 px wide
+    >>> pixels, starts, tiles = _pixels_by_tile(window, None, np.array([3, 0, 2]), (1, 2), 2)
+    >>> pixels.tolist(), starts.tolist(), tiles.tolist()
+    ([1, 0, 2], [0, 1], [0, 1])
+    """
     rows, cols = np.divmod(index, int(window.width))
     rows += int(window.row_off)
     cols += int(window.col_off)
@@ -899,7 +918,11 @@ def _tile_of_pixels(
     cols //= block[1]
     rows *= tiles_across
     rows += cols
-    return rows.astype(np.int32)
+    order = np.argsort(rows, kind="stable")
+    tile = rows[order]
+    pixels = order if where is None else np.flatnonzero(where)[order]
+    starts = np.flatnonzero(np.concatenate(([True], tile[1:] != tile[:-1])))
+    return pixels, starts, tile[starts]
 
 
 def _plan_gather(grid: Grid, crs: str, transform: Any, shape: tuple[int, int]) -> GatherPlan | None:

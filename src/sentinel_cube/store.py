@@ -475,9 +475,10 @@ class ChunkWriter:
         - Zarr encodes a value of the chunk's shape as it is; a value covering several
           chunks is first copied into a fresh chunk filled with the fill value, chunk
           by chunk.
-        - A chunk whose first pixel holds data is written without Zarr's comparison
-          of the whole chunk with the fill value (``write_empty_chunks``); any other
-          chunk gets it, so a chunk of no data is still not stored.
+        - A chunk where a sample of pixels (:func:`holds_data`) finds data is written
+          without Zarr's comparison of the whole chunk with the fill value
+          (``write_empty_chunks``); any other chunk gets it, so a chunk of no data is
+          still not stored.
 
         Measured on the large-AOI benchmark (scale 10, 10 dates, blocks of 4 bands x
         1024 x 1024 float32): the ingest took 30.7-31.4 s of CPU against 32.7 s with
@@ -493,11 +494,38 @@ class ChunkWriter:
             piece = value[tuple(
                 slice(p.start - k.start, p.stop - k.start) for p, k in zip(part, key, strict=True)
             )]  # fmt: skip
-            first = piece.flat[0]
-            empty_at_first = bool(np.isnan(first)) if np.isnan(fill) else first == fill
-            target = checked if empty_at_first else unchecked
+            target = unchecked if holds_data(piece, fill) else checked
             writes.append(target.async_array.setitem(part, piece))
         zarr_sync(_gather(writes))  # on Zarr's event loop, as its own Array methods do
+
+
+#: Pixels sampled along each of a chunk's last two axes by :func:`holds_data`.
+SAMPLES_PER_AXIS = 32
+
+
+def holds_data(piece: np.ndarray, fill: Any) -> bool:
+    """Whether a sample of ``piece``'s pixels (a lattice of about 32 x 32, every pixel
+    of a small chunk) holds a value other than ``fill`` (NaN: any non-NaN).
+
+    True means the chunk holds data; False proves nothing (a pixel between the
+    samples may). Chunks at a reprojected footprint's edge start with no data but
+    hold some: the sample spares them Zarr's NaN-aware comparison of the whole
+    chunk (several passes over it, on Zarr's event loop thread).
+
+    Examples
+    --------
+    >>> chunk = np.full((1, 1, 100, 100), np.nan, dtype="float32")
+    >>> holds_data(chunk, np.nan)
+    False
+    >>> chunk[0, 0, 50:, 50:] = 0.25
+    >>> holds_data(chunk, np.nan)
+    True
+    """
+    steps = [max(1, n // SAMPLES_PER_AXIS) for n in piece.shape[-2:]]
+    sample = piece[..., :: steps[0], :: steps[1]]
+    if np.isnan(fill):
+        return not bool(np.isnan(sample).all())
+    return bool((sample != fill).any())
 
 
 async def _gather(writes: list[Any]) -> None:
