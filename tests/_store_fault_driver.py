@@ -49,10 +49,11 @@ def _instrument(kill_at: int, after: bool, log: list[str]) -> None:
                 number = len(log)
             if number == kill_at and not after:
                 os.kill(os.getpid(), signal.SIGKILL)
-            result = real(*args, **kwargs)
-            if number == kill_at and after:
-                os.kill(os.getpid(), signal.SIGKILL)
-            return result
+            try:
+                return real(*args, **kwargs)
+            finally:  # also after a change that failed (a link to a file that exists)
+                if number == kill_at and after:
+                    os.kill(os.getpid(), signal.SIGKILL)
 
         return changed
 
@@ -84,10 +85,11 @@ def _instrument_s3(kill_at: int, after: bool, log: list[str]) -> None:
             number = len(log)
         if number == kill_at and not after:
             os.kill(os.getpid(), signal.SIGKILL)
-        result = await real(self, method, *args, **kwargs)
-        if number == kill_at and after:
-            os.kill(os.getpid(), signal.SIGKILL)
-        return result
+        try:
+            return await real(self, method, *args, **kwargs)
+        finally:  # also after a request that failed
+            if number == kill_at and after:
+                os.kill(os.getpid(), signal.SIGKILL)
 
     s3fs.S3FileSystem._call_s3 = call
 

@@ -346,6 +346,70 @@ def test_interrupted_creation_of_an_earlier_version_is_completed(archive, tmp_pa
     _assert_same(open_zarr(store).compute(), cube.compute())
 
 
+@pytest.mark.parametrize("missing", [False, True])
+def test_a_new_store_has_the_metadata_xarray_writes_for_the_whole_cube(archive, tmp_path, missing):
+    """The store is created with no time step and grown by each write; every array's
+    metadata equals what xarray writes for the whole cube (the reference: xarray's own
+    write of the cube's dataset, pixels left unwritten), also for per-time coordinates
+    of strings whose first value is missing."""
+    from sentinel_cube import _store_layout as layout
+    from sentinel_cube.store import _encoding
+
+    cube = _cube(archive)
+    if missing:  # a metadata field some products lack
+        values = cube.processingbaseline.values.copy()
+        values[0] = None
+        cube = cube.assign_coords(processingbaseline=("time", values))
+    store = tmp_path / "c.zarr"
+    to_zarr(cube, store, progress=False)
+    reference = cube.copy(data=cube.data * 0)
+    reference.attrs = {k: v for k, v in cube.attrs.items() if k != "_FillValue"}
+    reference.encoding = {}
+    dataset = reference.to_dataset(name="reflectance")
+    dataset.reflectance.encoding["_FillValue"] = np.nan
+    dataset.attrs[layout.MARKER] = layout.FORMAT_VERSION
+    encodings = {"reflectance": _encoding(128, 128, "lz4", None, None),
+                 "time": dict(layout.TIME_ENCODING)}  # fmt: skip
+    for coord in dataset.coords:
+        dataset[coord].encoding = {}
+        if dataset[coord].dims == ("time",):
+            encodings.setdefault(str(coord), {})["chunks"] = (layout.COORD_CHUNK,)
+    dataset.to_zarr(tmp_path / "ref.zarr", compute=False, zarr_format=3, consolidated=False,
+                    encoding=encodings)  # fmt: skip
+    names = sorted(p.parent.name for p in (tmp_path / "ref.zarr").glob("*/zarr.json"))
+    assert {"processingbaseline", "product_id", "reflectance", "time", "x"} <= set(names)
+    for name in names:
+        ours = json.loads((store / name / "zarr.json").read_text())
+        theirs = json.loads((tmp_path / "ref.zarr" / name / "zarr.json").read_text())
+        assert ours == theirs, name  # the shape too: the store grew to the cube's length
+    back = open_zarr(store).compute()
+    kept = ["processingbaseline"] if missing else []
+    _assert_same(back.drop_vars(kept), cube.drop_vars(kept).compute())
+
+
+def test_writing_a_cube_imports_no_dask_distributed(archive, tmp_path):
+    """With no ``distributed`` client (none can exist before it is imported), open_cube
+    and to_zarr never import it: its import held every core but one for ~0.1 s."""
+    code = textwrap.dedent(
+        """
+        import sys
+        from sentinel_cube.cube import open_cube
+        from sentinel_cube.store import to_zarr
+        cube = open_cube(sys.argv[1].split(","), bands=["B04", "B08"], resolution=300,
+                         chunks=128)
+        to_zarr(cube, sys.argv[2], progress=False)
+        print(sorted(m for m in sys.modules if m.split(".")[0] == "distributed"))
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    env.pop("SENTINEL_CUBE_TILE_CACHE_MB", None)
+    paths = ",".join(map(str, archive))
+    done = subprocess.run([sys.executable, "-c", code, paths, str(tmp_path / "c.zarr")],
+                          env=env, capture_output=True, text=True, check=True)  # fmt: skip
+    assert done.stdout.strip() == "[]"
+    _assert_same(open_zarr(tmp_path / "c.zarr").compute(), _cube(archive).compute())
+
+
 def test_a_store_that_is_not_ours_is_never_touched(archive, tmp_path):
     store = tmp_path / "foreign.zarr"
     xr.Dataset({"v": ("x", np.arange(3))}).to_zarr(store, zarr_format=3, consolidated=False)
@@ -484,9 +548,13 @@ def test_a_users_own_xarray_copy_of_a_cube_is_never_replaced(archive, tmp_path):
     assert {p: p.read_bytes() for p in store.rglob("*") if p.is_file()} == files
 
 
-def test_steps_run_side_by_side_and_commit_as_they_complete(archive, tmp_path, monkeypatch):
+@pytest.mark.parametrize("configured", [{"scheduler": "threads"}, {}])
+def test_steps_run_side_by_side_and_commit_as_they_complete(
+    archive, tmp_path, monkeypatch, configured
+):
     """No barrier between steps: while the first step's slow chunk is read, the other
-    steps are read, written and committed; the first commits last."""
+    steps are read, written and committed; the first commits last. Also with no
+    scheduler configured (dask's default, threads)."""
     import threading
 
     from sentinel_cube import _graph
@@ -514,7 +582,7 @@ def test_steps_run_side_by_side_and_commit_as_they_complete(archive, tmp_path, m
 
     monkeypatch.setattr(_graph, "read_source", reading)
     monkeypatch.setattr(layout, "commit", committing)
-    with dask.config.set(scheduler="threads", num_workers=2):
+    with dask.config.set(num_workers=2, **configured):
         report = to_zarr(cube, tmp_path / "c.zarr", progress=False)
     slow = [e for e in events if e[0] == "slow"]
     assert slow, "the slow read never happened"

@@ -18,10 +18,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import dask.array as da
 import numpy as np
+import pandas as pd
 import xarray as xr
 import zarr
+from xarray.coding.strings import create_vlen_dtype
 
 from ._store_location import META_GROUP, StoreLocation
 from ._store_lock import StoreLock, _alive
@@ -48,14 +49,20 @@ def nanoseconds(times: Any) -> np.ndarray:
 
 
 def empty_dataset(cube: xr.DataArray, name: str) -> xr.Dataset:
-    """The cube as a Dataset whose data is a never-computed placeholder.
+    """The cube with no time step, as a Dataset: what :func:`build` writes.
 
-    One dask chunk: xarray builds the (never run) graph of the writes, which would
-    otherwise grow with the cube (a task per stored chunk); the store's own chunks come
-    from the encoding.
+    Steps are added by growing the time arrays (:func:`free_slots`), the same way an
+    append adds them, so the empty store holds no pixel and writing it needs no dask
+    graph: xarray's delayed write of a placeholder made dask import ``distributed``
+    (~0.1 s before any pixel was read). A per-time coordinate of Python objects keeps
+    the type xarray infers from the whole cube (strings, say): with no value left,
+    xarray would infer float64.
     """
-    placeholder = da.zeros(cube.shape, dtype=cube.dtype, chunks=cube.shape)
-    array = cube.copy(data=placeholder)
+    empty = cube.isel(time=slice(0, 0))
+    array = empty.copy(data=np.empty(empty.shape, dtype=empty.dtype))
+    for coord, values in cube.coords.items():
+        if values.dims == ("time",) and values.dtype == object:
+            array = array.assign_coords({coord: array[coord].astype(_object_dtype(values))})
     array.attrs = {k: v for k, v in cube.attrs.items() if k != "_FillValue"}
     array.encoding = {}
     dataset = array.to_dataset(name=name)
@@ -65,21 +72,34 @@ def empty_dataset(cube: xr.DataArray, name: str) -> xr.Dataset:
     return dataset
 
 
+def _object_dtype(values: xr.DataArray) -> np.dtype:
+    """The dtype xarray writes a coordinate of Python objects as: that of its first
+    value that is not missing (variable-length strings for ``str``), float64 when all
+    are missing."""
+    present = values.values[~pd.isnull(values.values)]
+    if not present.size:
+        return np.dtype("float64")
+    first = present[0]
+    if isinstance(first, str | bytes):
+        return create_vlen_dtype(type(first))
+    return np.asarray(first).dtype
+
+
 def staging_name(path: Path, purpose: str) -> Path:
     host = socket.gethostname().replace(".", "_")
     return path.with_name(f".{path.name}.{host}.{os.getpid()}.{uuid.uuid4().hex[:8]}.{purpose}")
 
 
 def build(folder: Path, cube: xr.DataArray, name: str, encoding: dict[str, Any]) -> None:
-    """Write an empty store (metadata, coordinates, the empty ledger) into a new folder."""
+    """Write an empty store (metadata, the grid's coordinates, no time step, the empty
+    ledger) into a new folder."""
     template = empty_dataset(cube, name)
     template.attrs[MARKER] = FORMAT_VERSION
     encodings: dict[str, Any] = {name: encoding, "time": dict(TIME_ENCODING)}
     for coord, values in template.coords.items():
         if values.dims == ("time",):
             encodings.setdefault(str(coord), {})["chunks"] = (COORD_CHUNK,)
-    template.to_zarr(folder, mode="w-", compute=False, zarr_format=3, consolidated=False,
-                     encoding=encodings)  # fmt: skip
+    template.to_zarr(folder, mode="w-", zarr_format=3, consolidated=False, encoding=encodings)
     zarr.open_group(folder, mode="r+", zarr_format=3).create_group(
         META_GROUP,
         attributes={"version": FORMAT_VERSION, "variable": name, "steps": []},

@@ -18,6 +18,7 @@ so a replaced file is read afresh); an object store's objects are read directly.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -67,6 +68,8 @@ def default_budget() -> int:
         return int(float(setting) * 2**20)
     share = None
     try:
+        if "distributed" not in sys.modules:  # not on a worker; importing it takes ~0.1 s
+            raise ImportError
         from distributed import get_worker
 
         limit = get_worker().memory_manager.memory_limit

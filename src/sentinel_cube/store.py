@@ -45,6 +45,7 @@ import contextlib
 import functools
 import itertools
 import os
+import sys
 import time as clock
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -60,7 +61,7 @@ import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 import zarr
 from dask.array.core import normalize_chunks
-from dask.base import get_scheduler, tokenize
+from dask.base import get_scheduler, named_schedulers, tokenize
 from dask.callbacks import Callback
 from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
@@ -401,7 +402,7 @@ def _run_steps(steps: list[Delayed], commit: Callable[[int], None]) -> None:
     """
     if not steps:
         return
-    scheduler = get_scheduler()
+    scheduler = _scheduler(steps)
     distributed = _distributed(scheduler)
     if distributed is not None:
         from distributed import as_completed
@@ -418,7 +419,7 @@ def _run_steps(steps: list[Delayed], commit: Callable[[int], None]) -> None:
         return
     if scheduler not in _LOCAL_SCHEDULERS:
         for i, step in enumerate(steps):
-            dask.compute(step)
+            dask.compute(step, scheduler=scheduler)
             commit(i)
         return
     index = {step.key: i for i, step in enumerate(steps)}
@@ -429,7 +430,24 @@ def _run_steps(steps: list[Delayed], commit: Callable[[int], None]) -> None:
                 commit(index[key])
 
     with Committer():
-        dask.compute(*steps)
+        dask.compute(*steps, scheduler=scheduler)
+
+
+def _scheduler(steps: list[Delayed]) -> Any:
+    """The scheduler ``dask.compute(*steps)`` would use: the configured one, else a
+    ``distributed`` default client, else dask's default for the steps (threads).
+
+    Before ``distributed`` is imported no client can exist, so a scheduler named in
+    dask's configuration is looked up directly: dask's own lookup imports
+    ``distributed`` to look for a client (~0.1 s while every core but one waits).
+    """
+    if "distributed" not in sys.modules:
+        named = dask.config.get("scheduler", None)
+        if named is None:
+            return steps[0].__dask_scheduler__
+        if isinstance(named, str) and named.lower() in named_schedulers:
+            return named_schedulers[named.lower()]
+    return get_scheduler(collections=steps)
 
 
 #: dask's own schedulers: all run dask's callbacks
