@@ -387,6 +387,23 @@ def test_a_new_store_has_the_metadata_xarray_writes_for_the_whole_cube(archive, 
     _assert_same(back.drop_vars(kept), cube.drop_vars(kept).compute())
 
 
+def test_per_step_coordinates_of_two_dimensions_are_stored_and_appended(archive, tmp_path):
+    """A stretch per step has (time, band) bounds: created with the store, then
+    appended, every step's bounds and pixels read back as computed."""
+    import sentinel_cube as sc
+
+    full = sc.stretch(_cube(archive), (2, 98), dims=("y", "x")).compute()
+    assert full.stretch_low.dims == ("time", "band") and full.sizes["time"] >= 2
+    store = tmp_path / "s.zarr"
+    to_zarr(full.isel(time=slice(0, 1)), store, progress=False)
+    to_zarr(full, store, progress=False)  # appends the other steps
+    back = open_zarr(store).compute()
+    np.testing.assert_array_equal(back.values, full.values)
+    for name in ("stretch_low", "stretch_high"):
+        assert back[name].dims == ("time", "band")
+        np.testing.assert_array_equal(back[name].values, full[name].values)
+
+
 def test_writing_a_cube_imports_no_dask_distributed(archive, tmp_path):
     """With no ``distributed`` client (none can exist before it is imported), open_cube
     and to_zarr never import it: its import held every core but one for ~0.1 s."""

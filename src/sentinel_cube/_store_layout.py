@@ -61,7 +61,7 @@ def empty_dataset(cube: xr.DataArray, name: str) -> xr.Dataset:
     empty = cube.isel(time=slice(0, 0))
     array = empty.copy(data=np.empty(empty.shape, dtype=empty.dtype))
     for coord, values in cube.coords.items():
-        if values.dims == ("time",) and values.dtype == object:
+        if values.dims[:1] == ("time",) and values.dtype == object:
             array = array.assign_coords({coord: array[coord].astype(_object_dtype(values))})
     array.attrs = {k: v for k, v in cube.attrs.items() if k != "_FillValue"}
     array.encoding = {}
@@ -305,13 +305,14 @@ def write_coords(
     stored = {array.path: array for array in arrays}
     where = np.asarray(slots)
     for coord, values in cube.coords.items():
-        if values.dims != ("time",) or coord not in stored:
-            continue
+        if values.dims[:1] != ("time",) or coord not in stored:
+            continue  # (time, band) ones too: a stretch's per-step bounds, say
         if coord == "time":
             encoded: Any = nanoseconds(values.values[steps])
         else:
             encoded = xr.conventions.encode_cf_variable(values.variable[steps]).values
-        stored[str(coord)].oindex[where] = encoded
+        array = stored[str(coord)]
+        array.oindex[(where, *[slice(None)] * (array.ndim - 1))] = encoded
 
 
 def open_dataset(loc: StoreLocation, chunks: Any, variable: str) -> xr.Dataset:
