@@ -251,6 +251,7 @@ def mosaic(
     env = dict(cube.env)
     reader = cube.reader or read_source
     needed = inside  # the pixels the next product must read (None: all)
+    left = 0  # how many (counted once per product after the first)
     if not sources:
         out[...] = fill
         return out
@@ -274,7 +275,7 @@ def mosaic(
             # product is converted straight into `out` (most chunks have one).
             if k == 0:
                 _reflectance(band, dn, offset, quantification, out)
-            elif needed is not None and np.count_nonzero(needed) < SPARSE * needed.size:
+            elif needed is not None and left < SPARSE * needed.size:
                 # the later products of a chunk often fill a sliver of it: convert only
                 # there (below ~half the chunk, cheaper than converting all of it)
                 out[needed] = _reflectance(band, dn[needed], offset, quantification)
@@ -305,7 +306,8 @@ def mosaic(
         # there would be discarded anyway)
         missing = np.isnan(out) if filled is None else ~filled
         needed = missing if inside is None else inside & missing
-        if not needed.any():
+        left = int(np.count_nonzero(needed))
+        if not left:
             break
     if saturated and filled is not None:  # saturated wherever seen: no data, like NaN
         out[~filled] = NODATA_DN

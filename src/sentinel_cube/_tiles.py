@@ -67,15 +67,14 @@ def default_budget() -> int:
     if (setting := os.environ.get("SENTINEL_CUBE_TILE_CACHE_MB")) is not None:
         return int(float(setting) * 2**20)
     share = None
-    try:
-        if "distributed" not in sys.modules:  # not on a worker; importing it takes ~0.1 s
-            raise ImportError
-        from distributed import get_worker
+    if "distributed" in sys.modules:  # else not on a worker (importing it takes ~0.1 s)
+        try:
+            from distributed import get_worker
 
-        limit = get_worker().memory_manager.memory_limit
-        share = limit // 8 if limit else None
-    except (ImportError, ValueError, AttributeError):  # not on a worker
-        pass
+            limit = get_worker().memory_manager.memory_limit
+            share = limit // 8 if limit else None
+        except (ValueError, AttributeError):  # not on a worker
+            pass
     if share is None:
         share = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 20
     return int(max(MIN_CACHE_BYTES, min(MAX_CACHE_BYTES, share)))
