@@ -3,8 +3,8 @@
 Every method reads the same JPEG 2000 band files of one generated archive and (except
 the raw decode) writes the same Zarr v3 array: float32 reflectance
 ``(DN + offset) / quantification``, NaN where DN is 0 (no data) or 65535 (saturated),
-chunks ``(1, 1, 1024, 1024)``, Blosc lz4 with bit shuffle (what
-``sentinel_cube.to_zarr`` writes by default).
+chunks of 1024 x 1024 px evened out over the grid (``sentinel_cube.store.even_chunks``),
+Blosc lz4 with bit shuffle (what ``sentinel_cube.to_zarr`` writes by default).
 
 Compared pixels: the tile 34TCT on its own grid (EPSG:32634, its native 10 m x scale
 pixels, its bounds), every date of the archive, bands B02 B03 B04 B08. One tile, not
@@ -170,19 +170,23 @@ def _write_store(array: Any, store: str, like: str | None = None) -> None:
     """Write a (time, band, y, x) float32 DataArray like ``sentinel_cube.to_zarr`` does.
 
     ``like``: a store written by ``sentinel_cube.to_zarr`` whose array layout (chunks,
-    shards, compressors) to copy; default chunks ``(1, 1, 1024, 1024)`` and Blosc lz4
-    (level 5) with bit shuffle, ``sentinel_cube.to_zarr``'s defaults.
+    shards, compressors) to copy; default chunks of 1024 x 1024 px evened out over the
+    grid and Blosc lz4 (level 5) with bit shuffle, ``sentinel_cube.to_zarr``'s defaults
+    for a cube in chunks of 1024 px.
     """
     import numpy as np
     import zarr
     from zarr.codecs import BloscCodec
+
+    from sentinel_cube.store import even_chunks
 
     array = array.drop_vars([c for c in array.coords if c not in array.dims])
     array.attrs = {}  # peers attach Python objects (stackstac: its RasterSpec)
     array = array.assign_coords(band=np.asarray(array.band.values, dtype=str))
     dataset = array.to_dataset(name=VARIABLE)
     codec = BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle")
-    layout: dict[str, Any] = {"chunks": (1, 1, CHUNK, CHUNK), "compressors": (codec,)}
+    chunks = (1, 1, even_chunks(array.sizes["y"], CHUNK), even_chunks(array.sizes["x"], CHUNK))
+    layout: dict[str, Any] = {"chunks": chunks, "compressors": (codec,)}
     if like is not None:
         model = zarr.open_array(like, path=VARIABLE, mode="r")
         layout = {"chunks": model.chunks, "compressors": model.compressors}
@@ -302,9 +306,17 @@ def _asset_keys(job: dict[str, Any]) -> dict[str, str]:
 
 
 def _chunks(job: dict[str, Any]) -> tuple[int, int]:
-    """The (y, x) chunk side of the peers' dask arrays (default 1024 x 1024)."""
-    y, x = job.get("chunks") or (CHUNK, CHUNK)
-    return int(y), int(x)
+    """The (y, x) chunk side of the peers' dask arrays: the job's, else the chunks of
+    :func:`_write_store`'s default layout on the job's grid."""
+    if job.get("chunks"):
+        y, x = job["chunks"]
+        return int(y), int(x)
+    from sentinel_cube.store import even_chunks
+
+    left, bottom, right, top = job["bounds"]
+    res = job["resolution"]
+    rows, cols = round((top - bottom) / res), round((right - left) / res)
+    return even_chunks(rows, CHUNK), even_chunks(cols, CHUNK)
 
 
 def _run_stackstac(job: dict[str, Any], timer: Timer) -> int:

@@ -15,7 +15,8 @@ every band file. Every method but the decode limit writes the same Zarr v3 array
 ``compare_ingest.py``: float32 reflectance ``(DN + offset) / quantification``, NaN no
 data, and the chunks, shards and compressors of the store that ``sentinel_cube.to_zarr``
 writes (read back from sentinel_cube's first store, so a change of its defaults applies
-to every method); the peers' dask chunks are sentinel_cube's cube chunks.
+to every method); the peers' dask chunks are those stored chunks (sentinel_cube's cube
+chunks evened out over the grid by ``to_zarr``).
 
 Methods (``--only`` names):
 
@@ -485,7 +486,14 @@ def _prepare(args: argparse.Namespace, work: Path) -> tuple[dict[str, Any], dict
         "radiometry": radiometry, "reference": reference, "like": reference,
         "mask": str(work / "exact.npy"),
     }  # fmt: skip
-    base["chunks"] = config["cube_chunks"] = _lazy_cube_chunks(paths, grid)
+    from sentinel_cube.store import even_chunks
+
+    config["cube_chunks"] = _lazy_cube_chunks(paths, grid)
+    # the peers' dask chunks: the stored chunks (xarray writes a dask chunk to whole
+    # stored chunks only), sentinel_cube's cube chunks evened out by to_zarr
+    base["chunks"] = config["store_chunks"] = [
+        even_chunks(n, side) for n, side in zip(shape[-2:], config["cube_chunks"], strict=True)
+    ]
     return config, base
 
 

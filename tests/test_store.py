@@ -53,7 +53,6 @@ def test_round_trip_is_exact(archive, tmp_path):
     _assert_same(back.compute(), cube.compute())
     assert back.rio.crs == cube.rio.crs
     assert back.rio.transform() == cube.rio.transform()
-    assert back.chunks[2][0] == 128  # chunked like the cube
     meta = json.loads((tmp_path / "c.zarr" / "reflectance" / "zarr.json").read_text())
     assert meta["zarr_format"] == 3
     blosc = [c["configuration"] for c in meta["codecs"] if c["name"] == "blosc"]
@@ -334,6 +333,53 @@ def test_sharded_store_is_exact_with_concurrent_writers(archive, tmp_path, sched
     assert not (tmp_path / "bad.zarr").exists()
 
 
+def _fewest_sides(length: int, side: int) -> tuple[int, int]:
+    """(chunks, side): the fewest chunks of at most ``side`` covering ``length``, and the
+    smallest side giving that many, found by trying every side (not by division)."""
+    count = next(k for k in range(1, length + 1) if k * side >= length)
+    return count, next(s for s in range(1, side + 1) if count * s >= length)
+
+
+@pytest.mark.parametrize("chunks", [128, (96, 200), 1000])
+def test_stored_chunks_even_out_the_cube_chunks_over_the_grid(archive, tmp_path, chunks):
+    """A grid of 366 x 700 px in chunks of 128 px is stored in 3 x 6 chunks (as many as
+    128 px chunks need) of 122 x 117 px: the edge chunks, which Zarr pads to full size
+    and compresses whole, are not mostly padding. Pixels are the cube's."""
+    cube = open_cube(archive, bands=["B04", "B08"], resolution=300, chunks=chunks)
+    ny, nx = cube.sizes["y"], cube.sizes["x"]
+    side_y, side_x = (chunks, chunks) if isinstance(chunks, int) else chunks
+    (count_y, cy), (count_x, cx) = _fewest_sides(ny, side_y), _fewest_sides(nx, side_x)
+    assert cy * count_y - ny < count_y and cx * count_x - nx < count_x  # < 1 px per chunk
+    store = tmp_path / "c.zarr"
+    to_zarr(cube, store, progress=False)
+    meta = json.loads((store / "reflectance" / "zarr.json").read_text())
+    assert meta["chunk_grid"]["configuration"]["chunk_shape"] == [1, 1, cy, cx]
+    chunk_dir = store / "reflectance" / "c"
+    files = {p.relative_to(chunk_dir) for p in chunk_dir.rglob("*") if p.is_file()}
+    assert files <= {Path(f"{t}/{b}/{i}/{j}") for t in range(len(DATES)) for b in range(2)
+                     for i in range(count_y) for j in range(count_x)}  # fmt: skip
+    back = open_zarr(store)
+    assert back.chunks[2] == (cy,) * (count_y - 1) + (ny - cy * (count_y - 1),)
+    _assert_same(back.compute(), cube.compute())
+
+
+def test_stored_chunks_as_asked(archive, tmp_path):
+    """``chunks=`` sets the stored chunks; with ``shards`` and no ``chunks`` they are the
+    cube's chunk side (a shard holds whole chunks); bad values name the argument."""
+    cube = _cube(archive)
+    to_zarr(cube, tmp_path / "a.zarr", chunks=(100, 50), progress=False)
+    meta = json.loads((tmp_path / "a.zarr" / "reflectance" / "zarr.json").read_text())
+    assert meta["chunk_grid"]["configuration"]["chunk_shape"] == [1, 1, 100, 50]
+    _assert_same(open_zarr(tmp_path / "a.zarr").compute(), cube.compute())
+    to_zarr(cube, tmp_path / "s.zarr", shards=256, progress=False)
+    meta = json.loads((tmp_path / "s.zarr" / "reflectance" / "zarr.json").read_text())
+    assert meta["codecs"][0]["configuration"]["chunk_shape"] == [1, 1, 128, 128]
+    for bad in (0, (10, -1), (1, 2, 3), "big"):
+        with pytest.raises(SentinelCubeError, match="chunks="):
+            to_zarr(cube, tmp_path / "bad.zarr", chunks=bad, progress=False)  # type: ignore[arg-type]
+    assert not (tmp_path / "bad.zarr").exists()
+
+
 def test_interrupted_creation_of_an_earlier_version_is_completed(archive, tmp_path):
     store = tmp_path / "c.zarr"
     cube = _cube(archive)
@@ -361,7 +407,7 @@ def test_a_new_store_has_the_metadata_xarray_writes_for_the_whole_cube(archive, 
         values[0] = None
         cube = cube.assign_coords(processingbaseline=("time", values))
     store = tmp_path / "c.zarr"
-    to_zarr(cube, store, progress=False)
+    to_zarr(cube, store, chunks=128, progress=False)
     reference = cube.copy(data=cube.data * 0)
     reference.attrs = {k: v for k, v in cube.attrs.items() if k != "_FillValue"}
     reference.encoding = {}

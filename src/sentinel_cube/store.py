@@ -125,6 +125,7 @@ def to_zarr(
     codec: str = "lz4",
     level: int | None = None,
     shards: int | None = None,
+    chunks: int | tuple[int, int] | None = None,
     progress: bool | Callable[[int, int], None] = True,
     lock_timeout: float = 600.0,
     storage_options: dict[str, Any] | None = None,
@@ -157,6 +158,14 @@ def to_zarr(
         Optional shard side in pixels (a multiple of the chunk side): fewer,
         larger files for object stores. Each write task then writes one whole
         shard, so no two tasks ever share a shard file.
+    chunks
+        Stored chunk sides in pixels (``N`` or ``(y, x)``), used when the store is
+        created (an existing store keeps its own). Default: the cube's chunk sides
+        evened out over its grid, as many chunks along each axis as those sides need
+        and each at most as large (:func:`even_chunks`: 1,257 rows in chunks of 1,024
+        are stored as 2 chunks of 629 rows, not as one of 1,024 and one of 233 that
+        Zarr pads to 1,024 and compresses whole). With ``shards``, the cube's chunk
+        sides, since a shard holds whole chunks.
     progress
         Show a progress bar over time steps (or pass ``callback(done, total)``).
     lock_timeout
@@ -192,7 +201,7 @@ def to_zarr(
     if mode not in ("a", "w", "w-"):
         raise SentinelCubeError(f"mode={mode!r}: use 'a' (append/resume), 'w' or 'w-'")
     name = str(cube.name or "data")
-    chunk_y, chunk_x = _regular_chunks(cube)
+    chunk_y, chunk_x = _stored_chunks(cube, chunks, shards)
     encoding = _encoding(chunk_y, chunk_x, codec, level, shards)
     with _failures(loc, writing=True):
         layout.clean_staging(loc)
@@ -653,10 +662,47 @@ def _as_dask(cube: xr.DataArray) -> da.Array:
     return data if isinstance(data, da.Array) else da.from_array(data, chunks=(1, 1, 1024, 1024))
 
 
-def _regular_chunks(cube: xr.DataArray) -> tuple[int, int]:
+def _stored_chunks(
+    cube: xr.DataArray, chunks: int | tuple[int, int] | None, shards: int | None
+) -> tuple[int, int]:
+    """The ``(y, x)`` chunk sides of a new store for ``cube`` (see :func:`to_zarr`)."""
+    if chunks is not None:
+        sides = (chunks, chunks) if isinstance(chunks, int) else chunks
+        if (
+            not isinstance(sides, tuple | list)
+            or len(sides) != 2
+            or not all(isinstance(n, int | np.integer) and n > 0 for n in sides)
+        ):
+            raise SentinelCubeError(
+                f"chunks={chunks!r}: pass a positive number of pixels or a (y, x) pair of them"
+            )
+        return int(sides[0]), int(sides[1])
     if cube.chunks is None:
-        return min(1024, cube.sizes["y"]), min(1024, cube.sizes["x"])
-    return max(cube.chunks[2]), max(cube.chunks[3])
+        sides = min(1024, cube.sizes["y"]), min(1024, cube.sizes["x"])
+    else:
+        sides = max(cube.chunks[2]), max(cube.chunks[3])
+    if shards:
+        return sides
+    return even_chunks(cube.sizes["y"], sides[0]), even_chunks(cube.sizes["x"], sides[1])
+
+
+def even_chunks(length: int, side: int) -> int:
+    """The chunk side covering ``length`` pixels in as few chunks as ``side`` does, each
+    as small as that count allows.
+
+    Zarr stores every chunk at full size: an edge chunk holding a few rows is padded
+    with the fill value and compressed whole. Evened out, the chunks of an axis differ
+    by less than one pixel each from its length.
+
+    Examples
+    --------
+    >>> even_chunks(1257, 1024), even_chunks(3672, 1024), even_chunks(2048, 1024)
+    (629, 918, 1024)
+    >>> even_chunks(300, 1024)
+    300
+    """
+    count = -(-length // side)
+    return max(1, -(-length // count)) if count else side
 
 
 #: Default Blosc level per codec: lz4 and blosclz run at the same speed at any level (5
