@@ -364,10 +364,12 @@ def test_stored_chunks_even_out_the_cube_chunks_over_the_grid(archive, tmp_path,
 
 
 def test_stored_chunks_as_asked(archive, tmp_path):
-    """``chunks=`` sets the stored chunks; with ``shards`` and no ``chunks`` they are the
-    cube's chunk side (a shard holds whole chunks); bad values name the argument."""
+    """``chunks=`` sets the stored chunks of a new store, whose appends keep them; with
+    ``shards`` and no ``chunks`` they are the cube's chunk side (a shard holds whole
+    chunks); bad values name the argument."""
     cube = _cube(archive)
-    to_zarr(cube, tmp_path / "a.zarr", chunks=(100, 50), progress=False)
+    to_zarr(cube.isel(time=[0, 1]), tmp_path / "a.zarr", chunks=(100, 50), progress=False)
+    to_zarr(cube, tmp_path / "a.zarr", progress=False)  # an append keeps the store's chunks
     meta = json.loads((tmp_path / "a.zarr" / "reflectance" / "zarr.json").read_text())
     assert meta["chunk_grid"]["configuration"]["chunk_shape"] == [1, 1, 100, 50]
     _assert_same(open_zarr(tmp_path / "a.zarr").compute(), cube.compute())
