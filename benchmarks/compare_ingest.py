@@ -3,8 +3,9 @@
 Every method reads the same JPEG 2000 band files of one generated archive and (except
 the raw decode) writes the same Zarr v3 array: float32 reflectance
 ``(DN + offset) / quantification``, NaN where DN is 0 (no data) or 65535 (saturated),
-chunks of 1024 x 1024 px evened out over the grid (``sentinel_cube.store.even_chunks``),
-Blosc lz4 with bit shuffle (what ``sentinel_cube.to_zarr`` writes by default).
+the chunks ``sentinel_cube.to_zarr`` stores for that cube by default (its cube chunks
+evened out over the grid, ``sentinel_cube.store.even_chunks``; the peers' dask chunks are
+those), Blosc lz4 with bit shuffle (``to_zarr``'s default).
 
 Compared pixels: the tile 34TCT on its own grid (EPSG:32634, its native 10 m x scale
 pixels, its bounds), every date of the archive, bands B02 B03 B04 B08. One tile, not
@@ -166,13 +167,13 @@ def _reflectance_xr(dn: Any, radiometry: list[dict[str, list[float]]], bands: li
     return values.where((dn != 0) & (dn != 65535))
 
 
-def _write_store(array: Any, store: str, like: str | None = None) -> None:
+def _write_store(array: Any, store: str, like: str | None = None, chunks: Any = None) -> None:
     """Write a (time, band, y, x) float32 DataArray like ``sentinel_cube.to_zarr`` does.
 
     ``like``: a store written by ``sentinel_cube.to_zarr`` whose array layout (chunks,
-    shards, compressors) to copy; default chunks of 1024 x 1024 px evened out over the
-    grid and Blosc lz4 (level 5) with bit shuffle, ``sentinel_cube.to_zarr``'s defaults
-    for a cube in chunks of 1024 px.
+    shards, compressors) to copy; else ``(y, x)`` ``chunks`` (default 1024 x 1024 px
+    evened out over the grid) and Blosc lz4 (level 5) with bit shuffle, ``to_zarr``'s
+    default codec.
     """
     import numpy as np
     import zarr
@@ -185,8 +186,8 @@ def _write_store(array: Any, store: str, like: str | None = None) -> None:
     array = array.assign_coords(band=np.asarray(array.band.values, dtype=str))
     dataset = array.to_dataset(name=VARIABLE)
     codec = BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle")
-    chunks = (1, 1, even_chunks(array.sizes["y"], CHUNK), even_chunks(array.sizes["x"], CHUNK))
-    layout: dict[str, Any] = {"chunks": chunks, "compressors": (codec,)}
+    y, x = chunks or (even_chunks(array.sizes["y"], CHUNK), even_chunks(array.sizes["x"], CHUNK))
+    layout: dict[str, Any] = {"chunks": (1, 1, int(y), int(x)), "compressors": (codec,)}
     if like is not None:
         model = zarr.open_array(like, path=VARIABLE, mode="r")
         layout = {"chunks": model.chunks, "compressors": model.compressors}
@@ -353,7 +354,7 @@ def _run_stackstac(job: dict[str, Any], timer: Timer) -> int:
         if len(set(dn.time.values)) < dn.sizes["time"]:  # several products per date
             dn = dn.groupby("time").map(stackstac.mosaic, reverse=True, nodata=fill_value)
         refl = _reflectance_xr(dn, job["radiometry"], job["bands"])
-        _write_store(refl, job["store"], like=job.get("like"))
+        _write_store(refl, job["store"], like=job.get("like"), chunks=job.get("chunks"))
     return int(refl.size)
 
 
@@ -385,7 +386,7 @@ def _run_odc_stac(job: dict[str, Any], timer: Timer) -> int:
         dn = loaded[keys].to_array("band").transpose("time", "band", "y", "x")
         dn = dn.assign_coords(band=job["bands"])
         _write_store(_reflectance_xr(dn, job["radiometry"], job["bands"]), job["store"],
-                     like=job.get("like"))  # fmt: skip
+                     like=job.get("like"), chunks=job.get("chunks"))  # fmt: skip
     return int(dn.size)
 
 
@@ -419,7 +420,7 @@ def _run_naive(job: dict[str, Any], timer: Timer) -> int:
             coords={"time": np.array(job["times"], "datetime64[ns]"), "band": job["bands"],
                     "y": y, "x": x},
         )  # fmt: skip
-        _write_store(array, job["store"])
+        _write_store(array, job["store"], chunks=job.get("chunks"))
     return int(cube.size)
 
 
@@ -527,8 +528,22 @@ def _product_info(paths: list[Path], bands: list[str]) -> list[dict[str, Any]]:
     return info
 
 
-def _job(method: str, products: list[dict[str, Any]], union: list[str], store: Path) -> dict:
-    """The JSON job of one method."""
+def _stored_chunks(products: list[dict[str, Any]]) -> list[int]:
+    """The (y, x) chunks of the store ``sentinel_cube.to_zarr`` writes by default for the
+    compared cube: its lazy cube's chunks evened out over the grid."""
+    from sentinel_cube import open_cube
+    from sentinel_cube.store import even_chunks
+
+    first = products[0]
+    cube = open_cube([p["path"] for p in products], list(INGEST_BANDS), first["resolution"],
+                     bounds=tuple(first["bounds"]))  # fmt: skip
+    return [even_chunks(n, max(c)) for n, c in zip(cube.shape[-2:], cube.chunks[-2:], strict=True)]
+
+
+def _job(
+    method: str, products: list[dict[str, Any]], union: list[str], store: Path, chunks: list[int]
+) -> dict:
+    """The JSON job of one method; ``chunks``: the stored (and the peers' dask) chunks."""
     bands = list(INGEST_BANDS)
     first = products[0]
     if method == "sentinel_cube_1date":
@@ -546,6 +561,7 @@ def _job(method: str, products: list[dict[str, Any]], union: list[str], store: P
         "times": [p["time"] for p in products],
         "stac": products,
         "store": None if method == "gdal" else str(store),
+        "chunks": chunks,
     }
     if method == "sentinel_cube_union":
         job["paths"], job["bounds"] = union, None
@@ -807,6 +823,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             args.out.write_text(json.dumps(result, indent=1, default=str), encoding="utf-8")
         return result
 
+    chunks = _stored_chunks(products)
     work = Path(tempfile.mkdtemp(prefix="compare-ingest-", dir=args.workdir))
     try:
         for round_index in range(args.rounds):
@@ -814,7 +831,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 if len(runs[method]) > round_index:  # measured before (--resume)
                     continue
                 tag = f"{method}-{round_index}"
-                job = _job(method, products, union, work / f"{tag}.zarr")
+                job = _job(method, products, union, work / f"{tag}.zarr", chunks)
                 result = _run_worker(job, work, tag, args.timeout)
                 runs[method].append(result)
                 if "error" in result:

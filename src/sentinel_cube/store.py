@@ -78,7 +78,14 @@ from ._store_location import StoreLocation
 from ._store_lock import StoreLock, StoreLockedError
 from .exceptions import SentinelCubeError
 
-__all__ = ["TIME_ENCODING", "StoreLockedError", "WriteReport", "open_zarr", "to_zarr"]
+__all__ = [
+    "TIME_ENCODING",
+    "StoreLockedError",
+    "WriteReport",
+    "even_chunks",
+    "open_zarr",
+    "to_zarr",
+]
 
 #: Blosc compressors offered by ``codec=``; zstd compresses best, lz4 writes ~2.5x faster.
 CODECS = ("zstd", "lz4", "lz4hc", "zlib", "blosclz")
