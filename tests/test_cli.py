@@ -207,6 +207,22 @@ def test_build_writes_appends_and_refuses_to_clobber(small_archive, tmp_path):
     assert appended.exit_code == 0 and "wrote 0 time steps (2 already stored)" in appended.output
 
 
+def test_build_on_a_local_cluster_of_processes(small_archive, tmp_path):
+    """``--scheduler local``: the same store from process workers (started with the
+    toolkit's worker settings, ``sentinel_cube._local_cluster``)."""
+    from sentinel_cube.cube import open_cube
+    from sentinel_cube.store import open_zarr
+
+    store = tmp_path / "cube.zarr"
+    result = CliRunner().invoke(main, ["build", str(small_archive), "--bands", "B04", "B08",
+                                       "--resolution", "610", "--aoi", "18.9,47.3,19.3,47.6",
+                                       "--scheduler", "local", "--out", str(store)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    expected = open_cube(sorted(small_archive.iterdir()), bands=["B04", "B08"], resolution=610,
+                         aoi=(18.9, 47.3, 19.3, 47.6)).compute()  # fmt: skip
+    np.testing.assert_array_equal(open_zarr(store).values, expected.values)
+
+
 def test_build_clip_masks_outside_the_aoi_polygon(small_archive, tmp_path):
     from shapely.geometry import Point
 

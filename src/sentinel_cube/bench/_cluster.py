@@ -45,7 +45,8 @@ def connect(
     scheduler
         ``tcp://host:port`` (or any address ``distributed.Client`` takes), or None for a
         ``LocalCluster`` of ``workers`` process workers (default: the CPU count) with
-        ``threads_per_worker`` threads each, on the loopback.
+        ``threads_per_worker`` threads each, on the loopback, started with
+        :func:`sentinel_cube._local_cluster.local_cluster`.
     timeout
         Seconds to wait for the scheduler, and for its first worker.
 
@@ -55,11 +56,13 @@ def connect(
         When the scheduler cannot be reached or has no worker: the message names the
         address and what to do.
     """
-    from distributed import Client, LocalCluster
+    from distributed import Client
+
+    from .._local_cluster import local_cluster
 
     if scheduler is None:
         n = workers or os.cpu_count() or 1
-        with LocalCluster(
+        with local_cluster(
             n_workers=n, threads_per_worker=threads_per_worker, processes=True,
             host="127.0.0.1", dashboard_address="127.0.0.1:0",
         ) as cluster, Client(cluster) as client:  # fmt: skip

@@ -151,10 +151,12 @@ def _client(scheduler: str | None) -> Iterator[Any]:
     if scheduler is None:
         yield None
         return
-    from distributed import Client, LocalCluster
+    from distributed import Client
+
+    from .._local_cluster import local_cluster
 
     if scheduler == "local":
-        with LocalCluster(processes=True, threads_per_worker=1) as cluster, Client(cluster) as c:
+        with local_cluster(processes=True, threads_per_worker=1) as cluster, Client(cluster) as c:
             yield c
     else:
         with Client(scheduler) as client:
