@@ -376,7 +376,7 @@ def test_stored_chunks_as_asked(archive, tmp_path):
     to_zarr(cube, tmp_path / "s.zarr", shards=256, progress=False)
     meta = json.loads((tmp_path / "s.zarr" / "reflectance" / "zarr.json").read_text())
     assert meta["codecs"][0]["configuration"]["chunk_shape"] == [1, 1, 128, 128]
-    for bad in (0, (10, -1), (1, 2, 3), "big"):
+    for bad in (0, (10, -1), (1, 2, 3), "big", True):
         with pytest.raises(SentinelCubeError, match="chunks="):
             to_zarr(cube, tmp_path / "bad.zarr", chunks=bad, progress=False)  # type: ignore[arg-type]
     assert not (tmp_path / "bad.zarr").exists()

@@ -678,7 +678,9 @@ def _stored_chunks(
         if (
             not isinstance(sides, tuple | list)
             or len(sides) != 2
-            or not all(isinstance(n, int | np.integer) and n > 0 for n in sides)
+            or not all(
+                isinstance(n, int | np.integer) and not isinstance(n, bool) and n > 0 for n in sides
+            )
         ):
             raise SentinelCubeError(
                 f"chunks={chunks!r}: pass a positive number of pixels or a (y, x) pair of them"
@@ -698,8 +700,8 @@ def even_chunks(length: int, side: int) -> int:
     as small as that count allows.
 
     Zarr stores every chunk at full size: an edge chunk holding a few rows is padded
-    with the fill value and compressed whole. Evened out, the chunks of an axis differ
-    by less than one pixel each from its length.
+    with the fill value and compressed whole. Evened out, an axis is padded by less
+    than one pixel per chunk.
 
     Examples
     --------
