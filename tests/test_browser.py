@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import ipaddress
 import json
 import shutil
 import socket
@@ -35,9 +36,16 @@ from sentinel_cube.plot import (
 from sentinel_cube.testing import BUDAPEST_TILES, default_specs, make_archive
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+#: Chromium still starts a few services of its own (sign-in, updates, network time) that
+#: reach for Google's servers. The resolver rule refuses every name but the loopback's
+#: inside the browser, so they fail before any DNS query or connection, and no proxy
+#: (the tests' environment has one) gets to resolve them instead.
 CHROME_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-domain-reliability", "--no-pings",
+    "--no-proxy-server",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
     "--window-size=1280,1024", "--hide-scrollbars",
 ]  # fmt: skip
 PAGES = ("footprints", "acquisitions", "landcover", "correlation", "cube_rgb", "cube_bands")
@@ -73,6 +81,38 @@ const root = Bokeh.documents[0].roots()[0];
 const shown = root.children.filter((c) => c.visible && c.title);
 return shown.map((c) => c.title.text);
 """
+
+
+def off_machine_traffic(net_log: Path) -> list[str]:
+    """What Chromium's net log shows it sent beyond the loopback: DNS lookups, datagrams
+    and TCP connections to other addresses. (A UDP ``connect`` without a datagram, which
+    Chromium makes to learn whether IPv6 is routed, sends nothing and is not listed.)"""
+    text = net_log.read_text().rstrip()
+    try:
+        log = json.loads(text)
+    except json.JSONDecodeError:  # the browser was killed: the log stops in the events
+        log = json.loads(text.rstrip(",") + "]}")
+    events = {v: k for k, v in log["constants"]["logEventTypes"].items()}
+    sources = {v: k for k, v in log["constants"]["logSourceType"].items()}
+    found = []
+    for event in log["events"]:
+        kind, source = events[event["type"]], sources[event["source"]["type"]]
+        address = str((event.get("params") or {}).get("address", ""))
+        host = address.rsplit(":", 1)[0].strip("[]")
+        if kind.startswith(("DNS_TRANSACTION", "HOST_RESOLVER_DNS_TASK", "HOST_RESOLVER_SYSTEM")):
+            found.append(kind)
+        elif kind == "UDP_BYTES_SENT":
+            found.append(f"{kind} on socket {event['source']['id']}")
+        elif address and "UDP" not in source and not _loopback(host):
+            found.append(f"{kind} {address}")
+    return found
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _find_chromium() -> tuple[str, str]:
@@ -136,6 +176,8 @@ def browser(tmp_path_factory):
         [driver_path, f"--port={port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     driver = WebDriver(port)
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    net_log = profile / "net-log.json"
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -147,8 +189,8 @@ def browser(tmp_path_factory):
             if time.monotonic() > deadline or process.poll() is not None:
                 pytest.fail(f"chromedriver ({driver_path}) did not start")
             time.sleep(0.1)
-        profile = tmp_path_factory.mktemp("chromium-profile")
-        options = {"binary": binary, "args": [*CHROME_ARGS, f"--user-data-dir={profile}"]}
+        args = [*CHROME_ARGS, f"--user-data-dir={profile}", f"--log-net-log={net_log}"]
+        options = {"binary": binary, "args": args}
         capabilities = {
             "browserName": "chrome",
             "goog:chromeOptions": options,
@@ -170,6 +212,11 @@ def browser(tmp_path_factory):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+    # every test of this module ran in this browser: what it sent went nowhere else
+    stray = off_machine_traffic(net_log)
+    assert not stray, f"Chromium's net log ({net_log}) shows traffic off this machine: " + (
+        ", ".join(sorted(set(stray))[:10])
+    )
 
 
 @pytest.fixture(scope="module")
@@ -252,3 +299,38 @@ def test_cube_browser_slider_switches_frames(browser, pages):
         time.sleep(0.2)
     assert changed > 0.05 * area, "the frame did not change on screen"
     assert browser.severe_logs() == []
+
+
+def test_net_log_check_sees_lookups_datagrams_and_connections(tmp_path):
+    """The check above, on a log shaped like Chromium's: it must not pass a leak by."""
+    types = ["TCP_CONNECT_ATTEMPT", "UDP_CONNECT", "UDP_BYTES_SENT", "HOST_RESOLVER_SYSTEM_TASK",
+             "DNS_TRANSACTION_QUERY", "URL_REQUEST_START_JOB"]  # fmt: skip
+    constants = {"logEventTypes": {t: i for i, t in enumerate(types)},
+                 "logSourceType": {"SOCKET": 0, "UDP_SOCKET": 1, "URL_REQUEST": 2}}  # fmt: skip
+
+    def event(kind, source, **params):
+        return {"type": types.index(kind), "source": {"type": source, "id": 7}, "params": params}
+
+    local = [
+        event("TCP_CONNECT_ATTEMPT", 0, address="127.0.0.1:5555"),
+        event("TCP_CONNECT_ATTEMPT", 0, address="[::1]:5555"),
+        event("UDP_CONNECT", 1, address="[2001:4860:4860::8888]:443"),  # the IPv6 route probe
+        event("URL_REQUEST_START_JOB", 2, url="file:///tmp/page.html"),
+    ]
+    stray = [
+        event("TCP_CONNECT_ATTEMPT", 0, address="192.0.2.1:443"),
+        event("TCP_CONNECT_ATTEMPT", 0, address="[2001:db8::1]:80"),
+        event("UDP_BYTES_SENT", 1, byte_count=40),
+        event("HOST_RESOLVER_SYSTEM_TASK", 2),
+        event("DNS_TRANSACTION_QUERY", 2),
+    ]
+    log = tmp_path / "net-log.json"
+    log.write_text(json.dumps({"constants": constants, "events": local}))
+    assert off_machine_traffic(log) == []
+    for one in stray:
+        log.write_text(json.dumps({"constants": constants, "events": [*local, one]}))
+        assert len(off_machine_traffic(log)) == 1, one
+    # a log cut short (the browser killed) still reads, with a trailing comma as Chromium writes
+    whole = json.dumps({"constants": constants, "events": [*local, stray[0]]})
+    log.write_text(whole[: -len("]}")] + ",\n")
+    assert off_machine_traffic(log) == ["TCP_CONNECT_ATTEMPT 192.0.2.1:443"]
